@@ -46,3 +46,7 @@ class StoreError(MlkError):
     """The workspace state (database, artifact directory) is unusable."""
 
     user_error = False
+
+
+class LaunchError(MlkError):
+    """A notebook server cannot be launched, found or stopped (see ``spawner.errors``)."""
