@@ -367,6 +367,7 @@ class LocalExecutor:
             "outputs": {k: str(v) for k, v in st.tmp_outputs.items()},
             "step_dir": str(step_dir),
             "workdir": str(workdir),
+            "executor_pid": os.getpid(),
             "env": {"MLK_RUN_ID": run_id, "MLK_STEP": st.step.name, "PYTHONUNBUFFERED": "1"},
         }
         st.process = _context().Process(

@@ -16,7 +16,9 @@ import ast
 import importlib.util
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +89,47 @@ def warm_up() -> None:
             continue
 
 
+def _watch_executor(pid: int) -> None:
+    """Kill this step (and what it started) when the executor that owns it is gone.
+
+    A step process is a child of the fork server, not of the executor, and the fork server
+    outlives a killed executor while steps run; so each step watches the executor itself.
+    """
+    import threading
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")  # a zombie
+        except FileNotFoundError:
+            return True
+        except OSError:  # no /proc: ask the kernel
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+            return False
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if gone():
+                os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="mlk-executor-watch", daemon=True).start()
+
+
+def _kill_own_group(signum: int, frame: Any) -> None:
+    os.killpg(0, signal.SIGKILL)
+
+
 def step_process(job: dict[str, Any]) -> None:
     """Entry point of a step process: run the step, write ``result.json``, exit."""
     os.setsid()  # its own process group: cancel kills the step and everything it started
+    signal.signal(signal.SIGTERM, _kill_own_group)
+    _watch_executor(job["executor_pid"])
     step_dir = Path(job["step_dir"])
     step_dir.mkdir(parents=True, exist_ok=True)
     stdout = open(step_dir / "stdout.log", "w", encoding="utf-8", buffering=1)  # noqa: SIM115
