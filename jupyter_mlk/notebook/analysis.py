@@ -105,7 +105,7 @@ def transform_source(source: str) -> str:
     """IPython syntax (magics, ``!`` lines, help) to plain Python, as the kernel does."""
     global _transformer
     if _transformer is None:
-        _transformer = TransformerManager()
+        _transformer = TransformerManager()  # type: ignore[no-untyped-call]
     return str(_transformer.transform_cell(source))
 
 

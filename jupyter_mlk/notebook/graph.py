@@ -307,11 +307,12 @@ def build_graph(source: str | Path | LoadedNotebook) -> StepGraph:
     param_names = {p.name for p in params}
 
     support = _scan_support([*roles.imports, *roles.parameters, *roles.functions], diags)
+    support_cells = roles.imports or roles.functions
     star, star_complete = _star_names(
-        support.info.star_imports, diags, (roles.imports or roles.functions or [None])[0]
+        support.info.star_imports, diags, support_cells[0] if support_cells else None
     )
     functions = dict(support.info.functions)
-    not_values = (BUILTIN_NAMES | set(support.info.stores) | star) - param_names
+    not_values = set(BUILTIN_NAMES | set(support.info.stores) | star) - param_names
 
     scans = [_scan_step(d, functions, param_names, diags) for d in roles.steps.values() if d.cells]
     scans.sort(key=lambda s: s.draft.cells[0].index)

@@ -75,7 +75,7 @@ def _parse(path: Path, text: str) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            nb = nbformat.reads(json.dumps(raw), as_version=4)
+            nb = nbformat.reads(json.dumps(raw), as_version=4)  # type: ignore[no-untyped-call]
         except Exception as exc:
             raise NotebookError(
                 f"{path}: not a readable notebook (nbformat {major}): {exc}"

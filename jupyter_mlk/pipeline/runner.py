@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from IPython.core.compilerop import CachingCompiler
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
@@ -201,20 +202,40 @@ def _displayhook(outputs: _Outputs) -> type[DisplayHook]:
     return Hook
 
 
-def make_shell(outputs: _Outputs) -> InteractiveShell:
+class _CellCompiler(CachingCompiler):  # type: ignore[misc]
+    """Names the code of each cell ``<cell INDEX id=ID>``, so tracebacks point at it."""
+
+    filename = "<cell>"
+
+    def get_code_name(self, raw_code: str, transformed_code: str, number: int) -> str:
+        return self.filename
+
+
+class _StepShell(InteractiveShell):  # type: ignore[misc]
+    """An IPython shell that hands tracebacks to the runner instead of printing them."""
+
+    on_traceback: Any = None
+
+    def _showtraceback(self, etype: type, evalue: BaseException, stb: list[str]) -> None:
+        if self.on_traceback is not None:
+            self.on_traceback(etype, evalue, stb)
+
+
+def make_shell(outputs: _Outputs) -> _StepShell:
     """A fresh IPython shell whose displays and results land in ``outputs``."""
     config = Config()
     config.HistoryManager.enabled = False
     config.InteractiveShell.colors = "nocolor"
     config.InteractiveShell.autocall = 0
-    InteractiveShell.clear_instance()
-    shell = InteractiveShell.instance(
+    _StepShell.clear_instance()
+    shell = _StepShell.instance(
         config=config,
         display_pub_class=_publisher(outputs),
         displayhook_class=_displayhook(outputs),
+        compiler_class=_CellCompiler,
     )
     shell.user_ns["__name__"] = "__main__"
-    return shell
+    return shell  # type: ignore[no-any-return]
 
 
 # ---- running ------------------------------------------------------------------------------
@@ -252,7 +273,7 @@ class StepRunner:
         self.stdout = _Tee("stdout", self.outputs, stdout_log)
         self.stderr = _Tee("stderr", self.outputs, stderr_log)
         self._error_stb: list[str] | None = None
-        self.shell._showtraceback = self._record_traceback
+        self.shell.on_traceback = self._record_traceback
 
     def _record_traceback(self, etype: type, evalue: BaseException, stb: list[str]) -> None:
         self._error_stb = stb
@@ -262,7 +283,7 @@ class StepRunner:
         """Run one cell; raise :class:`_CellFailed` when it raises."""
         self.count += 1
         filename = f"<cell {cell.index} id={cell.id}>"
-        self.shell.compile.get_code_name = lambda raw, transformed, number: filename
+        self.shell.compile.filename = filename  # type: ignore[attr-defined]
         self.shell.execution_count = self.count
         self.outputs.current = []
         self._error_stb = None
@@ -278,7 +299,9 @@ class StepRunner:
         saved = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = self.stdout, self.stderr  # type: ignore[assignment]
         try:
-            result = self.shell.run_cell(cell.source, store_history=False, silent=False)
+            result = self.shell.run_cell(  # type: ignore[no-untyped-call]
+                cell.source, store_history=False, silent=False
+            )
         finally:
             sys.stdout, sys.stderr = saved
             record["outputs"] = self.outputs.current

@@ -1,0 +1,45 @@
+# Two entry points (see README): `make demo` and `make test`. Each sets up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# botocore needs python-dateutil<3; without the pin pip backtracks for a very long time.
+PIP_PINS := "python-dateutil<3"
+
+.PHONY: demo test setup lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test]" $(PIP_PINS)
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	cd binder && ../$(BIN)/jupyter mlk graph iris.ipynb
+	cd binder && ../$(BIN)/jupyter mlk run iris.ipynb
+	cd binder && ../$(BIN)/jupyter mlk runs --limit 3
+	cd binder && ../$(BIN)/jupyter mlk compile iris.ipynb -o iris.yaml
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/bench_steps.py
+	$(BIN)/python bench/bench_values.py
+	$(BIN)/python bench/bench_compile.py
+
+clean:
+	rm -rf $(VENV) binder/.mlk binder/model binder/iris.yaml
