@@ -311,9 +311,8 @@ class CodeScanner(ast.NodeVisitor):
 
     # ---- events -------------------------------------------------------------------------
     def _read(self, name: str, line: int) -> None:
-        if name in self.bound:
-            return
-        self.info.reads.append(Read(name, self.cell, line + self.line_offset))
+        if name not in self.bound:
+            self.info.reads.append(Read(name, self.cell, line + self.line_offset))
         self._expand_function(name, line)
 
     def _expand_function(self, name: str, line: int, seen: set[str] | None = None) -> None:
@@ -394,7 +393,13 @@ class CodeScanner(ast.NodeVisitor):
                 self._change(func.value)
 
     def _interpolated_reads(self, node: ast.Call) -> None:
-        for arg in node.args:
+        # IPython expands $name and {expr} in ! commands and magic lines, never in the
+        # body of a cell magic (there $f belongs to bash, not to Python).
+        assert isinstance(node.func, ast.Attribute)
+        args = node.args[1:2] if node.func.attr == "run_cell_magic" else node.args
+        if node.func.attr == "run_line_magic":
+            args = node.args[1:]
+        for arg in args:
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 for m in _INTERPOLATION.finditer(arg.value):
                     name = m.group(1) or m.group(2)
