@@ -210,10 +210,12 @@ def unstorable_reason(value: Any) -> str | None:
 
 # ---- writing ------------------------------------------------------------------------------
 class _BundlePickler(cloudpickle.Pickler):  # type: ignore[misc]
-    def __init__(self, fh: io.BufferedWriter, directory: Path) -> None:
+    def __init__(self, fh: io.BufferedWriter, directory: Path, hasher: Any) -> None:
         super().__init__(fh, protocol=pickle.HIGHEST_PROTOCOL)
         self.directory = directory
         self.objects: dict[str, dict[str, Any]] = {}
+        self.digests: dict[str, Any] = {}  # key -> future of the side file's sha256
+        self._hasher = hasher
         self._by_id: dict[int, str] = {}
         self._keep: list[Any] = []
 
@@ -233,6 +235,8 @@ class _BundlePickler(cloudpickle.Pickler):  # type: ignore[misc]
             return None  # this value does not fit its usual format: pickle it inline
         self._by_id[id(obj)] = key
         self._keep.append(obj)  # ids stay unique while the pickler lives
+        # Hash the side file while the pickler goes on (it is still in the page cache).
+        self.digests[key] = self._hasher.submit(_file_digest, self.directory / filename)
         self.objects[key] = {
             "format": fmt.name,
             "file": filename,
@@ -262,9 +266,11 @@ def write_bundle(values: Mapping[str, Any], directory: Path, *, step: str = "") 
     for name, value in values.items():
         if unstorable_reason(value):
             raise _unstorable_error(name, value, step, "")
+    from concurrent.futures import ThreadPoolExecutor
+
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / PICKLE, "wb") as fh:
-        pickler = _BundlePickler(fh, directory)
+    with ThreadPoolExecutor(max_workers=2) as hasher, open(directory / PICKLE, "wb") as fh:
+        pickler = _BundlePickler(fh, directory, hasher)
         try:
             pickler.dump(dict(values))
         except Exception as exc:
@@ -273,6 +279,8 @@ def write_bundle(values: Mapping[str, Any], directory: Path, *, step: str = "") 
             raise _unstorable_error(
                 name, values.get(name), step, f"{type(exc).__name__}: {exc}"
             ) from exc
+        for key, future in pickler.digests.items():
+            pickler.objects[key]["sha256"] = future.result().hex()
     types = {n: _qualname(type(v)) for n, v in values.items()}
     artifact_types = {o["artifact_type"] for o in pickler.objects.values()}
     kind = "Model" if "Model" in artifact_types else "Dataset" if artifact_types else "Artifact"
@@ -332,19 +340,34 @@ def read_bundle(directory: Path) -> dict[str, Any]:
     return dict(values)
 
 
-def bundle_digest(directory: Path) -> str:
-    """Content digest of a bundle directory: every file's name and bytes, in name order."""
+def _file_digest(path: Path) -> bytes:
     import hashlib
 
     h = hashlib.sha256()
-    for path in sorted(directory.iterdir()):
-        if not path.is_file():
-            continue
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(8 << 20):
+            h.update(chunk)  # hashlib releases the GIL on large buffers: files hash in parallel
+    return h.digest()
+
+
+def bundle_digest(directory: Path) -> str:
+    """Content digest of a bundle: every file's name and bytes, in name order.
+
+    Side files were hashed while they were written; their digests are in the manifest,
+    which is itself part of the digest.
+    """
+    import hashlib
+
+    manifest = read_manifest(directory)
+    known = {
+        o["file"]: bytes.fromhex(o["sha256"])
+        for o in manifest["objects"].values()
+        if "sha256" in o
+    }
+    h = hashlib.sha256()
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
         h.update(path.name.encode() + b"\0")
-        with open(path, "rb", buffering=0) as fh:
-            while chunk := fh.read(4 << 20):
-                h.update(chunk)
-        h.update(b"\1")
+        h.update(known.get(path.name) or _file_digest(path))
     return h.hexdigest()
 
 
