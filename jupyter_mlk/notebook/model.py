@@ -177,6 +177,7 @@ class StepGraph:
     imports_cells: tuple[Cell, ...]
     functions_cells: tuple[Cell, ...]
     diagnostics: tuple[Diagnostic, ...]
+    parameters_cells: tuple[Cell, ...] = ()
     kernel: str = "python3"
     nbformat: str = "4.5"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -217,6 +218,7 @@ class StepGraph:
             "parameters": [p.to_dict() for p in self.parameters],
             "metrics": dict(self.metrics),
             "imports_cells": [c.index for c in self.imports_cells],
+            "parameters_cells": [c.index for c in self.parameters_cells],
             "functions_cells": [c.index for c in self.functions_cells],
             "errors": [d.to_dict() for d in self.errors],
             "warnings": [d.to_dict() for d in self.warnings],

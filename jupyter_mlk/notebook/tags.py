@@ -150,10 +150,10 @@ def _parse_option(tags: CellTags, tag: str) -> None:
         else:
             tags.image = value
     elif prefix == "cache":
-        if value not in ("off", "on"):
+        if value not in ("off", "on", "disabled", "enabled"):
             tags.problems.append(f"tag {tag!r}: write cache:off (or cache:on)")
         else:
-            tags.cache = value == "on"
+            tags.cache = value in ("on", "enabled")  # Kale 2.x spells them enabled/disabled
     elif prefix == "node":
         key, sep, val = value.partition("=")
         if not sep or not key:

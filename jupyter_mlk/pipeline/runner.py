@@ -559,9 +559,24 @@ def main(argv: list[str] | None = None) -> int:
         stdout_log=sys.stdout,
         stderr_log=sys.stderr,
     )
+    _write_kfp_metadata(outcome.metrics)
     for name, value in outcome.metrics.items():
         print(f"{name}={value!r}")
     return 0 if outcome.state == "SUCCEEDED" else 1
+
+
+def _write_kfp_metadata(metrics: Mapping[str, float]) -> None:
+    """On KFP: give the Metrics artifact its metadata, which is what the KFP UI shows.
+
+    The v2 launcher reads artifact metadata only from its executor-output file, which no
+    placeholder names; the compiler passes the path in ``MLK_KFP_OUTPUT_METADATA``.
+    """
+    path = os.environ.get("MLK_KFP_OUTPUT_METADATA")
+    if not path or not metrics:
+        return
+    body = {"artifacts": {"metrics": {"artifacts": [{"metadata": dict(metrics)}]}}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(body))
 
 
 if __name__ == "__main__":

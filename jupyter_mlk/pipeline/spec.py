@@ -123,6 +123,7 @@ def build_step_spec(graph: StepGraph, step: Step) -> StepSpec:
 
     cells = [
         *graph.imports_cells,
+        *graph.parameters_cells,
         *graph.functions_cells,
         *step.cells,
         *step.metric_cells,
