@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import MLK, median, notebook, table, timed, write  # noqa: E402
+from _common import MLK, median, notebook, table, timed, write
 
 IMPORTS = (
     "import numpy as np\nimport pandas as pd\nfrom sklearn.linear_model import LinearRegression"

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median, table  # noqa: E402
+from _common import median, table
 
-from jupyter_mlk.pipeline.values import read_bundle, write_bundle  # noqa: E402
-from jupyter_mlk.store.workspace import Workspace  # noqa: E402
+from jupyter_mlk.pipeline.values import read_bundle, write_bundle
+from jupyter_mlk.store.workspace import Workspace
 
 
 def make_frame(n: int = 200_000) -> pd.DataFrame:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -98,7 +97,7 @@ def test_cancel_stops_every_step_process_and_their_children(
         while _alive(pid) and time.time() < deadline:
             time.sleep(0.05)
         assert not _alive(pid), f"process {pid} survived the cancel"
-    code, run = _run_json(capsys, "show", "latest")
+    _, run = _run_json(capsys, "show", "latest")
     assert run["state"] == "CANCELLED"
     assert {s["state"] for s in run["steps"].values()} == {"CANCELLED"}
     assert run["steps"]["join"]["started"] is None
@@ -117,7 +116,7 @@ def test_a_run_whose_process_died_is_failed_with_the_reason(
             time.sleep(0.05)
         assert not _alive(pid), f"process {pid} outlived its executor"
     proc.communicate(timeout=30)
-    code, run = _run_json(capsys, "show", "latest")
+    _, run = _run_json(capsys, "show", "latest")
     assert run["state"] == "FAILED"
     assert "exited without finishing" in run["error"]
 
