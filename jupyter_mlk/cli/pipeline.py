@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -58,6 +56,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-cache", action="store_true", help="run every step, even unchanged")
     p.add_argument("--workers", type=int, help="steps at once (default: number of cores)")
     p.add_argument("--json", action="store_true", help="print the run as JSON at the end")
+    p.add_argument("--run-id", help=argparse.SUPPRESS)  # a run the server already recorded
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("runs", help="list the runs of this workspace")
@@ -215,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = LocalExecutor(
         ws, workers=args.workers, use_cache=not args.no_cache, on_event=progress
     )
-    run_id = executor.start(graph, values)
+    run_id = executor.adopt(args.run_id) if args.run_id else executor.start(graph, values)
     if not args.json:
         print(f"run {run_id}: {graph.path}", file=sys.stderr, flush=True)
     result = executor.run(graph, values, run_id=run_id)
@@ -375,22 +374,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    from jupyter_mlk.pipeline.executor import cancel_run
     from jupyter_mlk.store.workspace import Workspace
 
-    ws = Workspace()
-    run = ws.store.request_cancel(args.run)
+    run = cancel_run(Workspace(), args.run)
+    if args.json:
+        print(json.dumps({"id": run["id"], "state": run["state"]}))
     if run["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-        print(f"run {run['id']} already ended {run['state']}")
+        if not args.json:
+            print(f"run {run['id']} {run['state']}")
         return 0
-    if run.get("pid") and run["pid"] != os.getpid():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(run["pid"], signal.SIGTERM)
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        state = ws.store.get_run(run["id"])["state"]
-        if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            print(f"run {run['id']} {state}")
-            return 0
-        time.sleep(0.2)
     print(f"run {run['id']}: cancel requested; it has not stopped yet", file=sys.stderr)
     return 1

@@ -17,6 +17,7 @@ nothing running.
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import hashlib
 import json
 import logging
@@ -146,12 +147,22 @@ class LocalExecutor:
         run_id = run_id or new_run_id()
         self.ws.store.create_run(
             run_id,
-            graph.path,
+            str(Path(graph.path).resolve()),
             {k: to_json_value(v) for k, v in params.items()},
             [s.name for s in graph.steps],
             graph=graph.to_dict(),
             labels=labels,
         )
+        return run_id
+
+    def adopt(self, run_id: str) -> str:
+        """Take over a PENDING run recorded by someone else (the server) and own it."""
+        from jupyter_mlk.store.db import process_start
+
+        run = self.ws.store.get_run(run_id)
+        if run["state"] != "PENDING":
+            raise RunError(f"run {run_id} is {run['state']}, not PENDING: it cannot be started")
+        self.ws.store.update_run(run_id, pid=os.getpid(), pid_started=process_start(os.getpid()))
         return run_id
 
     def run(
@@ -468,6 +479,28 @@ class LocalExecutor:
         for st in states.values():
             if st.state == "PENDING":
                 self._finish(st, run_id, "CANCELLED", reason="the run was cancelled")
+
+
+def cancel_run(workspace: Workspace, ref: str, wait: float = 15.0) -> dict[str, Any]:
+    """Ask a run to stop, wherever it was started; wait up to ``wait`` seconds for it.
+
+    The executor that owns the run sees the request in the run history and also gets
+    SIGTERM; either way it kills every step process and marks the run CANCELLED.
+    """
+    store = workspace.store
+    run = store.request_cancel(ref)
+    if run["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+        return run
+    if run.get("pid") and run["pid"] != os.getpid():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(run["pid"], signal.SIGTERM)
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        current = store.get_run(run["id"])
+        if current["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return current
+        time.sleep(0.1)
+    return store.get_run(run["id"])
 
 
 def _signal_group(pid: int, sig: int) -> None:

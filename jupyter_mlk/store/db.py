@@ -72,7 +72,7 @@ _RUN_JSON = ("params", "metrics", "labels")
 _STEP_JSON = ("outputs", "metrics", "outcome_values", "error")
 
 
-def _process_start(pid: int) -> str | None:
+def process_start(pid: int) -> str | None:
     """The start time of a process (from /proc), to tell a reused pid from the original."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
@@ -88,7 +88,7 @@ def _is_alive(pid: int, started: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    current = _process_start(pid)
+    current = process_start(pid)
     return started is None or current is None or current == started
 
 
@@ -154,7 +154,7 @@ class RunStore:
                     now,
                     json.dumps(params),
                     pid,
-                    _process_start(pid),
+                    process_start(pid),
                     json.dumps(graph) if graph else None,
                     json.dumps(labels or {}),
                 ),

@@ -19,9 +19,24 @@ from jupyter_mlk.store.db import RunStore
 
 
 def workspace_root(path: str | os.PathLike[str] | None = None) -> Path:
-    """The workspace directory: ``path``, else ``$MLK_HOME``, else the current directory."""
-    chosen = path or os.environ.get("MLK_HOME") or os.getcwd()
-    return Path(chosen).resolve()
+    """The workspace directory.
+
+    ``path`` when given, else ``$MLK_HOME``, else the nearest folder from the current one
+    upwards (up to the home folder) that already has a run history (``.mlk/mlk.db``), else
+    the current folder. Walking up lets a kernel whose notebook sits in a subfolder of the
+    server's root share the server's history, as git finds its repository.
+    """
+    chosen = path or os.environ.get("MLK_HOME")
+    if chosen:
+        return Path(chosen).resolve()
+    cwd = Path.cwd().resolve()
+    home = Path.home().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / ".mlk" / "mlk.db").is_file():
+            return folder
+        if folder == home:
+            break
+    return cwd
 
 
 class Workspace:
