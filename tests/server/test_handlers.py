@@ -125,7 +125,7 @@ async def test_run_from_the_api_goes_on_and_is_listed(jp_fetch: Any, iris_root: 
     resp = await jp_fetch("mlk", "api", "artifacts", digest, "values.pkl")
     assert resp.code == 200 and len(resp.body) > 0
     for bad in ("..%2F..%2Fmlk.db", "bundle.json.tmp"):
-        code, body = await fetch(jp_fetch, "artifacts", digest, bad)
+        code, _ = await fetch(jp_fetch, "artifacts", digest, bad)
         assert code == 404
 
 
@@ -230,7 +230,7 @@ async def test_events_announce_run_state_changes(
         seen.append(data)
 
     jp_serverapp.event_logger.add_listener(schema_id=EVENT_SCHEMA_ID, listener=listener)
-    code, run = await fetch(jp_fetch, "runs", method="POST", body={"path": "iris.ipynb"})
+    _, run = await fetch(jp_fetch, "runs", method="POST", body={"path": "iris.ipynb"})
     deadline = time.time() + 90
     while time.time() < deadline:
         if any(e["step"] == "" and e["state"] == "SUCCEEDED" for e in seen):
