@@ -73,6 +73,29 @@ MUTATING_METHODS = frozenset(
     }
 )
 
+# Functions that change their first argument in place: ``np.random.shuffle(x)``,
+# ``random.shuffle(x)``, ``np.copyto(x, v)``, ``heapq.heappush(h, v)``, ``setattr(o, ...)``.
+MUTATING_FUNCTIONS = frozenset(
+    {
+        "shuffle",
+        "copyto",
+        "put",
+        "place",
+        "putmask",
+        "fill_diagonal",
+        "heappush",
+        "heappop",
+        "heapify",
+        "heapreplace",
+        "heappushpop",
+        "insort",
+        "insort_left",
+        "insort_right",
+        "setattr",
+        "delattr",
+    }
+)
+
 IPYTHON_NAMES = frozenset(
     {
         "get_ipython",
@@ -128,6 +151,8 @@ class CodeInfo:
     aliases: list[tuple[str, str]] = field(default_factory=list)
     functions: dict[str, frozenset[str]] = field(default_factory=dict)
     functions_used: list[str] = field(default_factory=list)
+    # function name -> positions and keyword names of the parameters it changes in place
+    mutates: dict[str, frozenset[int | str]] = field(default_factory=dict)
     star_imports: list[str] = field(default_factory=list)
     printed: list[str] = field(default_factory=list)  # names printed or shown bare
 
@@ -186,6 +211,11 @@ class _ScopeNames(ast.NodeVisitor):
 
     def visit_Global(self, node: ast.Global) -> None:
         self.declared_global.update(node.names)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):
+            self.loads.add(node.target.id)  # x += 1 reads x first
+        self.generic_visit(node)
 
     def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
         self.local.update(node.names)
@@ -294,11 +324,17 @@ class CodeScanner(ast.NodeVisitor):
     functions of ``functions`` cells (name -> free names); calling one reads them.
     """
 
-    def __init__(self, known_functions: dict[str, frozenset[str]] | None = None) -> None:
+    def __init__(
+        self,
+        known_functions: dict[str, frozenset[str]] | None = None,
+        known_mutates: dict[str, frozenset[int | str]] | None = None,
+        known_globals: dict[str, frozenset[str]] | None = None,
+    ) -> None:
         self.info = CodeInfo()
         self.bound: set[str] = set()
         self.known_functions: dict[str, frozenset[str]] = dict(known_functions or {})
-        self.function_globals: dict[str, frozenset[str]] = {}
+        self.known_mutates: dict[str, frozenset[int | str]] = dict(known_mutates or {})
+        self.function_globals: dict[str, frozenset[str]] = dict(known_globals or {})
         self.cell = 0
         self.line_offset = 0
         self._stored_order: dict[str, None] = {}
@@ -320,7 +356,11 @@ class CodeScanner(ast.NodeVisitor):
         free = self.info.functions.get(name) or self.known_functions.get(name)
         if free is None:
             return
-        if name not in self.info.functions_used and name in self.known_functions:
+        if (
+            name not in self.info.functions_used
+            and name in self.known_functions
+            and name not in self.info.functions
+        ):
             self.info.functions_used.append(name)
         seen = seen or set()
         seen.add(name)
@@ -376,6 +416,19 @@ class CodeScanner(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
         func = node.func
+        callee = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if callee in MUTATING_FUNCTIONS and node.args:
+            self._change(node.args[0])
+        changes = self.info.mutates.get(str(callee)) or self.known_mutates.get(str(callee))
+        if isinstance(func, ast.Name) and changes:
+            for i, arg in enumerate(node.args):
+                if i in changes:
+                    self._change(arg)
+            for kw in node.keywords:
+                if kw.arg in changes:
+                    self._change(kw.value)
+        if _is_shell_call(node) and isinstance(func, ast.Attribute):
+            self._magic_bindings(node)
         if isinstance(func, ast.Attribute):
             if func.attr in MUTATING_METHODS:
                 self._change(func.value)
@@ -391,6 +444,19 @@ class CodeScanner(ast.NodeVisitor):
                 and isinstance(func, ast.Attribute)
             ):
                 self._change(func.value)
+
+    def _magic_bindings(self, node: ast.Call) -> None:
+        """``%%capture cap`` binds ``cap``."""
+        assert isinstance(node.func, ast.Attribute)
+        if node.func.attr != "run_cell_magic" or len(node.args) < 2:
+            return
+        name, line = node.args[0], node.args[1]
+        if not (isinstance(name, ast.Constant) and name.value == "capture"):
+            return
+        if isinstance(line, ast.Constant) and isinstance(line.value, str):
+            words = [w for w in line.value.split() if not w.startswith("-")]
+            if words and words[0].isidentifier():
+                self._store(words[0])
 
     def _interpolated_reads(self, node: ast.Call) -> None:
         # IPython expands $name and {expr} in ! commands and magic lines, never in the
@@ -514,6 +580,9 @@ class CodeScanner(ast.NodeVisitor):
             if default is not None:
                 self.visit(default)
         self.info.functions[node.name] = frozenset(free_names(node))
+        changed = _changed_parameters(node, self.known_functions, self.known_mutates)
+        if changed:
+            self.info.mutates[node.name] = changed
         writes = global_writes(node)
         if writes:
             self.function_globals[node.name] = frozenset(writes)
@@ -576,6 +645,33 @@ class CodeScanner(ast.NodeVisitor):
         ):
             self.info.printed.extend(a.id for a in value.args if isinstance(a, ast.Name))
         self.visit(value)
+
+
+def _changed_parameters(
+    node: ast.FunctionDef | ast.AsyncFunctionDef,
+    functions: dict[str, frozenset[str]],
+    mutates: dict[str, frozenset[int | str]],
+) -> frozenset[int | str]:
+    """Positions and names of the parameters a function changes in place."""
+    positional = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
+    names = set(positional) | {a.arg for a in node.args.kwonlyargs}
+    body = CodeScanner(functions, mutates)
+    body.bound = set(names)
+    for stmt in node.body:
+        body.visit(stmt)
+    uf: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while uf.get(x, x) != x:
+            x = uf[x]
+        return x
+
+    for a, b in body.info.aliases:
+        uf[root(a)] = root(b)
+    changed = {n for n in names if any(root(c) == root(n) for c in body.info.changed)}
+    out: set[int | str] = set(changed)
+    out.update(i for i, n in enumerate(positional) if n in changed)
+    return frozenset(out)
 
 
 def _is_shell_call(node: ast.Call) -> bool:

@@ -91,14 +91,21 @@ def _make_cell(
 
 
 def assign_roles(nb: LoadedNotebook, diags: list[Diagnostic]) -> _Roles:
-    """Give every code cell its role; untagged cells continue the previous role (Kale)."""
+    """Give every code cell its role.
+
+    Untagged cells continue the role of the cell before them (Kale), with two exceptions
+    that follow papermill and Kale's own processor: a ``parameters`` cell covers only itself
+    (the untagged cells after it continue the step before it, or form the default step),
+    and in a notebook with steps, untagged cells before the first tag belong to no step.
+    """
     roles = _Roles()
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
-    any_tagged = any(parse_tags(c.tags).role for c in code_cells)
-    current: tuple[str, str | None] | None = None if any_tagged else ("step", DEFAULT_STEP)
-    leading_warned = False
-    for raw in code_cells:
-        parsed = parse_tags(raw.tags)
+    parsed_cells = [(c, parse_tags(c.tags)) for c in code_cells]
+    has_steps = any(p.role == "step" for _, p in parsed_cells)
+    current: tuple[str, str | None] | None = None if has_steps else ("step", DEFAULT_STEP)
+    last_step: str | None = None if has_steps else DEFAULT_STEP
+    dropped: list[int] = []
+    for raw, parsed in parsed_cells:
         for problem in parsed.problems:
             diags.append(Diagnostic("error", problem, raw.index, raw.id))
         if parsed.role == "skip":
@@ -108,21 +115,24 @@ def assign_roles(nb: LoadedNotebook, diags: list[Diagnostic]) -> _Roles:
             continue
         if parsed.role == "step":
             current = ("step", parsed.step)
+            last_step = parsed.step
+        elif parsed.role == "parameters" and "pipeline-parameters" not in raw.tags:
+            roles.parameters.append(
+                _make_cell(raw.index, raw.id, raw.source, raw.tags, "parameters", None, diags)
+            )
+            current = ("step", last_step) if last_step else None
+            continue
         elif parsed.role:
             current = (parsed.role, None)
+        elif current is not None and not has_steps and current[0] != "step":
+            current = ("step", DEFAULT_STEP)  # no step tags: the untagged code is one step
         elif current is None:
-            if not leading_warned:
-                diags.append(
-                    Diagnostic(
-                        "warning",
-                        f"untagged cells before the first tag form a step named {DEFAULT_STEP!r}; "
-                        "tag them (imports, step:NAME, ...) to place them yourself",
-                        raw.index,
-                        raw.id,
-                    )
+            if raw.source.strip():
+                dropped.append(raw.index)
+                roles.skip.append(
+                    _make_cell(raw.index, raw.id, raw.source, raw.tags, "skip", None, diags)
                 )
-                leading_warned = True
-            current = ("step", DEFAULT_STEP)
+            continue
         role, step = current
         if parsed.has_step_options and role != "step":
             diags.append(
@@ -147,6 +157,17 @@ def assign_roles(nb: LoadedNotebook, diags: list[Diagnostic]) -> _Roles:
             draft.tags.append(parsed)
         else:
             getattr(roles, role).append(cell)
+    if dropped:
+        cells = ", ".join(str(i) for i in dropped)
+        diags.append(
+            Diagnostic(
+                "warning",
+                f"untagged cell(s) {cells} come before the first tag and belong to no step, "
+                "as in Kale; tag them imports (run in every step) or step:NAME to run them",
+                dropped[0],
+                next(c.id for c in code_cells if c.index == dropped[0]),
+            )
+        )
     return roles
 
 
@@ -312,9 +333,28 @@ def build_graph(source: str | Path | LoadedNotebook) -> StepGraph:
         support.info.star_imports, diags, support_cells[0] if support_cells else None
     )
     functions = dict(support.info.functions)
+    mutates = dict(support.info.mutates)
     not_values = set(BUILTIN_NAMES | set(support.info.stores) | star) - param_names
 
-    scans = [_scan_step(d, functions, param_names, diags) for d in roles.steps.values() if d.cells]
+    # Functions defined in a step are known to the steps after it (in notebook order):
+    # calling one there reads its free variables and may change its arguments.
+    scans: list[_StepScan] = []
+    known_globals: dict[str, frozenset[str]] = {}
+    drafts = sorted((d for d in roles.steps.values() if d.cells), key=lambda d: d.cells[0].index)
+    for draft in drafts:
+        scan = _scan_step(draft, functions, mutates, known_globals, param_names, diags)
+        scans.append(scan)
+        functions = {**functions, **scan.scanner.info.functions}
+        mutates = {**mutates, **scan.scanner.info.mutates}
+        known_globals = {**known_globals, **scan.scanner.function_globals}
+    if not scans:
+        diags.append(
+            Diagnostic(
+                "error",
+                "the notebook has no code to run: every code cell is imports, parameters, "
+                "functions, metrics or skip; tag the work with step:NAME or leave it untagged",
+            )
+        )
     scans.sort(key=lambda s: s.draft.cells[0].index)
     _attach_metrics(roles.metrics, scans, functions, diags)
     skip_scan = _scan_support(roles.skip, [])
@@ -338,11 +378,13 @@ def build_graph(source: str | Path | LoadedNotebook) -> StepGraph:
 def _scan_step(
     draft: _StepDraft,
     functions: dict[str, frozenset[str]],
+    mutates: dict[str, frozenset[int | str]],
+    known_globals: dict[str, frozenset[str]],
     param_names: set[str],
     diags: list[Diagnostic],
 ) -> _StepScan:
     prev, condition, resources = _merge_options(draft, param_names, diags)
-    scanner = CodeScanner(functions)
+    scanner = CodeScanner(functions, mutates, known_globals)
     for cell in draft.cells:
         tree = _parse(cell, diags)
         if tree is not None:
@@ -555,7 +597,15 @@ def _unknown_name(
         if m.index == cell:
             cell_id = m.id
     later = later_stores.get(var)
-    if later and later != step:
+    producer = next((s for s in scans if s.draft.name == later), None)
+    if later and later != step and producer and producer.draft.cells[0].index < cell:
+        first = scan.draft.cells[0].index
+        why = (
+            f"it is set by step {later!r} (cell {producer.draft.cells[0].index}), and step "
+            f"{step} starts before it (cell {first}), so {step} runs first even though cell "
+            f"{cell} comes after; give cell {cell} a step name of its own"
+        )
+    elif later and later != step:
         why = (
             f"it is first set by step {later!r}, which comes later in the notebook; "
             "move that code up or tag the cells in notebook order"

@@ -181,7 +181,9 @@ def parse_tags(raw: tuple[str, ...]) -> CellTags:
             continue
         if tag.startswith(STEP_PREFIXES):
             name = tag.split(":", 1)[1]
-            if not name or not sanitize_name(name):
+            if not name:
+                continue  # Kale's extension writes a bare "block:": it means no tag
+            if not sanitize_name(name):
                 tags.problems.append(
                     f"tag {tag!r} gives no usable step name: use letters, digits, - or _"
                 )

@@ -17,7 +17,6 @@ nothing running.
 from __future__ import annotations
 
 import contextlib
-import contextlib
 import hashlib
 import json
 import logging

@@ -17,6 +17,7 @@ A failing cell stops the step; the outcome names the exception, the cell and the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -220,6 +221,41 @@ class _StepShell(InteractiveShell):  # type: ignore[misc]
         if self.on_traceback is not None:
             self.on_traceback(etype, evalue, stb)
 
+    def enable_gui(self, gui: str | None = None) -> None:
+        """``%matplotlib inline`` asks for no event loop: nothing to do in a step."""
+
+
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+def _inline_figures(shell: _StepShell) -> None:
+    """Figures show up in the step's notebook as in Jupyter, unless the user chose a backend.
+
+    The inline backend is matplotlib's default in Jupyter; here it becomes the default
+    too, and once pyplot is imported its figures are flushed into the cell's outputs.
+    """
+    if os.environ.get("MPLBACKEND") or importlib.util.find_spec("matplotlib_inline") is None:
+        return
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    if "matplotlib" in sys.modules:  # imported by the fork server before the variable was set
+        sys.modules["matplotlib"].rcParams["backend"] = INLINE_BACKEND
+    state = {"configured": False}
+
+    def after_cell(result: Any) -> None:
+        if state["configured"] or "matplotlib.pyplot" not in sys.modules:
+            return
+        import matplotlib
+
+        if matplotlib.get_backend() != INLINE_BACKEND:
+            return  # the notebook chose its own backend (matplotlib.use("Agg"), ...)
+        from matplotlib_inline.backend_inline import configure_inline_support, flush_figures
+
+        state["configured"] = True
+        configure_inline_support(shell, INLINE_BACKEND)
+        flush_figures()  # the figures of this cell; later cells flush on their own
+
+    shell.events.register("post_run_cell", after_cell)
+
 
 def make_shell(outputs: _Outputs) -> _StepShell:
     """A fresh IPython shell whose displays and results land in ``outputs``."""
@@ -235,6 +271,7 @@ def make_shell(outputs: _Outputs) -> _StepShell:
         compiler_class=_CellCompiler,
     )
     shell.user_ns["__name__"] = "__main__"
+    _inline_figures(shell)
     return shell  # type: ignore[no-any-return]
 
 

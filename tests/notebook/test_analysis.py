@@ -184,7 +184,7 @@ def test_resource_tags(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "tag", ["if:accuracy >= 0.9", "if:acc>>1", "if:", "limit:cpu:lots", "cache:maybe", "step:"]
+    "tag", ["if:accuracy >= 0.9", "if:acc>>1", "if:", "limit:cpu:lots", "cache:maybe", "step:___"]
 )
 def test_malformed_known_tags_are_errors_naming_the_cell(tmp_path: Path, tag: str) -> None:
     graph = graph_of(tmp_path, [(["step:a"], "accuracy = 1"), (["step:b", tag], "y = 1")])
@@ -237,3 +237,120 @@ def test_read_only_use_keeps_parallel_branches(tmp_path: Path) -> None:
 def test_a_prev_cycle_is_an_error(tmp_path: Path) -> None:
     graph = graph_of(tmp_path, [(["step:a", "prev:b"], "x = 1"), (["step:b"], "y = x")])
     assert any("cycle" in e.message for e in graph.errors)
+
+
+def test_a_bare_block_tag_is_no_tag_as_in_kale(tmp_path: Path) -> None:
+    graph = graph_of(
+        tmp_path,
+        [
+            (["imports"], "import math"),
+            (["block:a"], "x = 1"),
+            (["block:"], "x += 1"),
+            (["block:b", "prev:a"], "print(x)"),
+        ],
+    )
+    assert not graph.errors
+    assert [c.index for c in graph.step("a").cells] == [1, 2]
+
+
+def test_a_papermill_parameters_cell_covers_only_itself(tmp_path: Path) -> None:
+    graph = graph_of(
+        tmp_path,
+        [
+            (["imports"], "import math"),
+            (["parameters"], "alpha = 0.5"),
+            ([], "result = math.sqrt(alpha)\nprint(result)"),
+        ],
+    )
+    assert not graph.errors
+    assert [s.name for s in graph.steps] == ["main"]
+    assert [p.name for p in graph.parameters] == ["alpha"]
+    assert graph.step("main").params == ("alpha",)
+
+
+def test_kales_pipeline_parameters_cell_is_continued_by_untagged_cells(tmp_path: Path) -> None:
+    graph = graph_of(
+        tmp_path,
+        [
+            (["pipeline-parameters"], "a = 1"),
+            ([], "b = 2"),
+            (["step:use"], "print(a + b)"),
+        ],
+    )
+    assert [p.name for p in graph.parameters] == ["a", "b"]
+
+
+def test_untagged_cells_before_the_first_tag_belong_to_no_step(tmp_path: Path) -> None:
+    graph = graph_of(tmp_path, [([], "!pip install something"), (["step:a"], "x = 1")])
+    assert not graph.errors and [s.name for s in graph.steps] == ["a"]
+    assert "before the first tag" in graph.warnings[0].message
+
+
+def test_a_notebook_with_no_step_to_run_is_an_error(tmp_path: Path) -> None:
+    graph = graph_of(tmp_path, [(["imports"], "import math"), (["parameters"], "a = 1")])
+    assert any("no code to run" in e.message for e in graph.errors)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "np.random.shuffle(arr)",
+        "random.shuffle(arr)",
+        "np.copyto(arr, 0)",
+        "rng.shuffle(arr)",
+        "heapq.heappush(arr, 3)",
+    ],
+)
+def test_known_mutating_functions_change_their_first_argument(tmp_path: Path, call: str) -> None:
+    graph = graph_of(
+        tmp_path,
+        [
+            (
+                ["imports"],
+                "import heapq, random\nimport numpy as np\nrng = np.random.default_rng()",
+            ),
+            (["step:a"], "arr = np.arange(10)"),
+            (["step:b"], call),
+            (["step:c"], "print(arr)"),
+        ],
+    )
+    assert graph.step("c").inputs == {"arr": "b"}
+
+
+def test_a_notebook_function_that_changes_its_argument_changes_the_callers_value(
+    tmp_path: Path,
+) -> None:
+    graph = graph_of(
+        tmp_path,
+        [
+            (["functions"], "def add_col(d, key='new'):\n    target = d\n    target[key] = 1\n"),
+            (["step:a"], "frame = {}\nother = {}"),
+            (["step:b"], "add_col(frame)\nprint(len(other))"),
+            (["step:c"], "print(frame, other)"),
+        ],
+    )
+    assert graph.step("c").inputs == {"frame": "b", "other": "a"}
+
+
+def test_capture_magic_binds_its_variable(tmp_path: Path) -> None:
+    graph = graph_of(
+        tmp_path,
+        [
+            (["step:a"], "%%capture cap\nprint('hi')"),
+            (["step:b"], "print(cap.stdout)"),
+        ],
+    )
+    assert not graph.errors and graph.step("b").inputs == {"cap": "a"}
+
+
+def test_a_step_continued_after_another_cannot_read_from_it(tmp_path: Path) -> None:
+    graph = graph_of(
+        tmp_path,
+        [
+            (["step:a"], "x = 1"),
+            (["step:b"], "y = x + 1"),
+            (["step:a"], "x = y * 10"),
+        ],
+    )
+    message = graph.errors[0].message
+    assert "give cell 2 a step name of its own" in message and "starts before it" in message

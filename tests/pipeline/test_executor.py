@@ -239,3 +239,36 @@ def test_the_users_notebook_is_never_modified(
     before = path.read_bytes()
     assert _run_json(capsys, "run", "nb.ipynb")[0] == 0
     assert path.read_bytes() == before
+
+
+def test_figures_are_kept_and_matplotlib_inline_works(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_notebook(
+        workspace / "nb.ipynb",
+        [
+            (["imports"], "%matplotlib inline\nimport matplotlib.pyplot as plt"),
+            (["step:plot"], "plt.plot([1, 2])\nplt.show()\nx = 1"),
+        ],
+    )
+    code, run = _run_json(capsys, "run", "nb.ipynb")
+    assert code == 0, run
+    nb = json.loads(Path(run["steps"]["plot"]["notebook"]).read_text())
+    outputs = [o for c in nb["cells"] for o in c["outputs"]]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_a_function_from_an_earlier_step_updates_globals_for_later_steps(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_notebook(
+        workspace / "nb.ipynb",
+        [
+            (["step:a"], "counter = 0\ndef bump():\n    global counter\n    counter += 1"),
+            (["step:b"], "bump()\nbump()"),
+            (["step:c"], "print('RESULT counter', counter)"),
+        ],
+    )
+    code, run = _run_json(capsys, "run", "nb.ipynb")
+    assert code == 0, run
+    assert "RESULT counter 2" in Path(run["steps"]["c"]["stdout"]).read_text()
