@@ -251,8 +251,8 @@ def _inline_figures(shell: _StepShell) -> None:
         from matplotlib_inline.backend_inline import configure_inline_support, flush_figures
 
         state["configured"] = True
-        configure_inline_support(shell, INLINE_BACKEND)
-        flush_figures()  # the figures of this cell; later cells flush on their own
+        configure_inline_support(shell, INLINE_BACKEND)  # type: ignore[no-untyped-call]
+        flush_figures()  # type: ignore[no-untyped-call]  # later cells flush on their own
 
     shell.events.register("post_run_cell", after_cell)
 

@@ -9,6 +9,7 @@ watch or expire the history to exercise recovery.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -59,7 +60,10 @@ class FakeKube:
         self.fatal_at: float | None = None
         self.requests: list[tuple[str, str]] = []
         self.watch_sockets: list[Any] = []
-        self.logs = "Traceback (most recent call last):\nModuleNotFoundError: No module named 'jupyter_server'"
+        self.logs = (
+            "Traceback (most recent call last):\n"
+            "ModuleNotFoundError: No module named 'jupyter_server'"
+        )
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -167,10 +171,8 @@ class FakeKube:
     def break_watches(self) -> None:
         """Cut every open watch connection mid-stream, as a load balancer would."""
         for sock in list(self.watch_sockets):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(2)
-            except OSError:
-                pass
 
     def expire_history(self) -> None:
         """Make every version seen so far too old: watches from them get 410 Gone."""
@@ -242,7 +244,7 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
                     )
                 return self._send(200, obj)
             selector = query.get("labelSelector", [""])[0]
-            if query.get("watch", ["false"])[0] == "true":
+            if query.get("watch", ["false"])[0].lower() in ("true", "1"):
                 return self._watch(
                     plural, ns, selector, int(query.get("resourceVersion", ["0"])[0] or 0)
                 )
@@ -390,8 +392,9 @@ def pending_for_gpus(delay: float = 0.05) -> Scenario:
     def run(fake: FakeKube, ns: str, pod: dict[str, Any]) -> None:
         time.sleep(delay)
         message = (
-            "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, "
-            "2 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful "
+            "0/3 nodes are available: 1 node(s) had untolerated taint "
+            "{node-role.kubernetes.io/control-plane: }, 2 Insufficient nvidia.com/gpu. "
+            "preemption: 0/3 nodes are available: 1 Preemption is not helpful "
             "for scheduling, 2 No preemption victims found for incoming pod.."
         )
         fake.event(ns, pod, "FailedScheduling", message, fatal=True)
@@ -525,7 +528,8 @@ def crash_loop(delay: float = 0.05) -> Scenario:
                 (
                     delay,
                     "Pulled",
-                    'Container image "quay.io/jupyter/scipy-notebook:2024-12-09" already present on machine',
+                    'Container image "quay.io/jupyter/scipy-notebook:2024-12-09" '
+                    "already present on machine",
                 ),
                 (0, "Created", "Created container notebook"),
                 (0, "Started", "Started container notebook"),
@@ -551,7 +555,8 @@ def crash_loop(delay: float = 0.05) -> Scenario:
                         "state": {
                             "waiting": {
                                 "reason": "CrashLoopBackOff",
-                                "message": f"back-off 10s restarting failed container=notebook pod={name}",
+                                "message": "back-off 10s restarting failed "
+                                f"container=notebook pod={name}",
                             }
                         },
                         "lastState": {"terminated": terminated},
@@ -589,8 +594,8 @@ def unbound_claim(delay: float = 0.05) -> Scenario:
             pod,
             "FailedScheduling",
             "0/1 nodes are available: pod has unbound immediate "
-            "PersistentVolumeClaims. preemption: 0/1 nodes are available: 1 Preemption is not helpful for "
-            "scheduling..",
+            "PersistentVolumeClaims. preemption: 0/1 nodes are available: "
+            "1 Preemption is not helpful for scheduling..",
         )
 
     return run
