@@ -19,6 +19,7 @@ from jupyter_mlk.errors import GraphError, MlkError
 
 VERB_MODULES = (
     "jupyter_mlk.cli.pipeline",
+    "jupyter_mlk.cli.tuning",
     "jupyter_mlk.cli.launch",
 )
 

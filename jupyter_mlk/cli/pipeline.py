@@ -64,8 +64,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_runs)
 
-    p = subparsers.add_parser("show", help="show one run with its steps")
-    p.add_argument("run", help="run id, unique prefix, or 'latest'")
+    p = subparsers.add_parser("show", help="show one run (or sweep) with its steps (or trials)")
+    p.add_argument("run", help="run or sweep id (s-...), unique prefix, or 'latest'")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
 
@@ -76,7 +76,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_logs)
 
-    p = subparsers.add_parser("cancel", help="cancel a running run")
+    p = subparsers.add_parser("cancel", help="cancel a running run or sweep (s-...)")
     p.add_argument("run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cancel)
@@ -328,6 +328,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from jupyter_mlk.store.workspace import Workspace
 
+    if args.run.startswith("s-"):
+        from jupyter_mlk.cli.tuning import show_sweep
+
+        return show_sweep(args.run, args.json)
+
     ws = Workspace()
     run = ws.store.get_run(args.run)
     if args.json:
@@ -376,6 +381,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from jupyter_mlk.pipeline.executor import cancel_run
     from jupyter_mlk.store.workspace import Workspace
+
+    if args.run.startswith("s-"):
+        from jupyter_mlk.cli.tuning import cancel_sweep
+
+        return cancel_sweep(args.run, args.json)
 
     run = cancel_run(Workspace(), args.run)
     if args.json:

@@ -26,6 +26,7 @@ import operator
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -171,8 +172,12 @@ class LocalExecutor:
         *,
         run_id: str | None = None,
         labels: dict[str, Any] | None = None,
+        workdir: Path | None = None,
     ) -> RunResult:
-        """Run a graph (without errors) to the end; Ctrl-C or SIGTERM cancels it."""
+        """Run a graph (without errors) to the end; Ctrl-C or SIGTERM cancels it.
+
+        ``workdir`` is the steps' working folder (default: the notebook's folder).
+        """
         if graph.errors:
             raise RunError("the graph has errors; fix them before running")
         run_id = run_id or self.start(graph, params, labels=labels)
@@ -180,7 +185,7 @@ class LocalExecutor:
         if _in_main_thread():
             signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
-            return self._run(graph, params, run_id)
+            return self._run(graph, params, run_id, workdir)
         finally:
             if _in_main_thread():
                 signal.signal(signal.SIGTERM, previous)
@@ -193,9 +198,11 @@ class LocalExecutor:
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self._cancel = True
 
-    def _run(self, graph: StepGraph, params: Mapping[str, Any], run_id: str) -> RunResult:
+    def _run(
+        self, graph: StepGraph, params: Mapping[str, Any], run_id: str, workdir: Path | None
+    ) -> RunResult:
         store = self.ws.store
-        workdir = Path(graph.path).resolve().parent
+        workdir = workdir or Path(graph.path).resolve().parent
         json_params = {k: to_json_value(v) for k, v in params.items()}
         states = {s.name: _StepState(s, build_step_spec(graph, s)) for s in graph.steps}
         now = time.time()
@@ -260,13 +267,17 @@ class LocalExecutor:
                     raise RunCancelled()
             progressed = self._settle_pending(states, params, run_id)
             running = [s for s in states.values() if s.state == "RUNNING"]
+            waiting = False
             for st in states.values():
                 if len(running) >= self.workers:
                     break
                 if st.state != "PENDING" or not self._deps_done(st, states):
                     continue
+                if not _claim(st.cache_key, self):
+                    waiting = True  # another run in this process computes the same step
+                    continue
                 if not zygote_ready:
-                    _prepare_zygote(graph, workdir)
+                    _prepare_zygote(graph, Path(graph.path).resolve().parent)
                     zygote_ready = True
                 self._launch(st, states, json_params, run_id, workdir)
                 running.append(st)
@@ -274,6 +285,9 @@ class LocalExecutor:
             if not running:
                 if all(s.state != "PENDING" for s in states.values()):
                     return
+                if waiting:
+                    time.sleep(0.05)
+                    continue
                 if not progressed:
                     raise RunError("no step can start: the graph has a cycle")  # guarded earlier
                 continue
@@ -394,6 +408,12 @@ class LocalExecutor:
 
     def _collect(self, st: _StepState, run_id: str) -> None:
         st.process.join()
+        try:
+            self._record_result(st, run_id)
+        finally:
+            _release(st.cache_key, self)
+
+    def _record_result(self, st: _StepState, run_id: str) -> None:
         result_file = self.ws.step_dir(run_id, st.step.name) / "result.json"
         try:
             result = json.loads(result_file.read_text())
@@ -475,6 +495,7 @@ class LocalExecutor:
             for p in st.tmp_outputs.values():
                 shutil.rmtree(p, ignore_errors=True)
             self._finish(st, run_id, "CANCELLED", reason="the run was cancelled")
+            _release(st.cache_key, self)
         for st in states.values():
             if st.state == "PENDING":
                 self._finish(st, run_id, "CANCELLED", reason="the run was cancelled")
@@ -500,6 +521,29 @@ def cancel_run(workspace: Workspace, ref: str, wait: float = 15.0) -> dict[str, 
             return current
         time.sleep(0.1)
     return store.get_run(run["id"])
+
+
+# Steps being computed in this process, by cache key: when sweep trials run side by side,
+# the second one to reach an identical step waits for the first and then takes it from the
+# cache, instead of computing it again.
+_INFLIGHT: dict[str, LocalExecutor] = {}
+_INFLIGHT_LOCK = threading.Lock()
+
+
+def _claim(key: str | None, owner: LocalExecutor) -> bool:
+    if key is None or not owner.use_cache:
+        return True
+    with _INFLIGHT_LOCK:
+        holder = _INFLIGHT.setdefault(key, owner)
+        return holder is owner
+
+
+def _release(key: str | None, owner: LocalExecutor) -> None:
+    if key is None:
+        return
+    with _INFLIGHT_LOCK:
+        if _INFLIGHT.get(key) is owner:
+            del _INFLIGHT[key]
 
 
 def _signal_group(pid: int, sig: int) -> None:

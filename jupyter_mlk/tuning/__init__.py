@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: a Katib-shaped spec, Optuna locally, Katib on a cluster."""
