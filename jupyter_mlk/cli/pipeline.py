@@ -56,6 +56,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-cache", action="store_true", help="run every step, even unchanged")
     p.add_argument("--workers", type=int, help="steps at once (default: number of cores)")
     p.add_argument("--json", action="store_true", help="print the run as JSON at the end")
+    p.add_argument(
+        "--print-metrics",
+        action="store_true",
+        help="print the run's metrics as name=value lines on stdout (for Katib)",
+    )
     p.add_argument("--run-id", help=argparse.SUPPRESS)  # a run the server already recorded
     p.set_defaults(func=cmd_run)
 
@@ -221,6 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = ws.store.get_run(run_id)
     if args.json:
         print(json.dumps(_run_json(ws, run), indent=2, default=str))
+    elif args.print_metrics:
+        for name, value in run["metrics"].items():
+            print(f"{name}={value!r}")  # full precision: Katib's collector reads these
     else:
         _print_summary(ws, run)
     return 0 if result.state == "SUCCEEDED" else 1
