@@ -50,3 +50,7 @@ class StoreError(MlkError):
 
 class LaunchError(MlkError):
     """A notebook server cannot be launched, found or stopped (see ``spawner.errors``)."""
+
+
+class ServingError(MlkError):
+    """A model cannot be loaded, deployed, found or asked for a prediction."""

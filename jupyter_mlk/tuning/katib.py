@@ -9,6 +9,7 @@ to the step's own log, not to the container's stdout, so they cannot win).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -218,10 +219,8 @@ def create_objects(objects: list[dict[str, Any]], api_client: Any) -> dict[str, 
         )
     except ApiException as exc:
         reason = exc.reason
-        try:
+        with contextlib.suppress(TypeError, ValueError, AttributeError):
             reason = json.loads(exc.body).get("message", reason)
-        except (TypeError, ValueError):
-            pass
         raise SweepError(
             f"the cluster refused the Katib Experiment {experiment['metadata']['name']} in "
             f"namespace {namespace} (HTTP {exc.status}): {reason}"

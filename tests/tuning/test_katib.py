@@ -115,6 +115,6 @@ def test_an_unreachable_cluster_is_a_clear_error() -> None:
     config = kubernetes.client.Configuration()
     config.host = "http://127.0.0.1:9"
     config.retries = 0
-    with pytest.raises(SweepError, match="cannot reach the Kubernetes API|refused"):
+    with pytest.raises(SweepError, match=r"cannot reach the Kubernetes API|refused"):
         create_objects(objects(), kubernetes.client.ApiClient(config))
     _ = json
