@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 REPO = Path(__file__).resolve().parent.parent
 CASES = Path(os.environ.get("MLK_CASES", REPO.parent / "shared" / "cases"))
 

@@ -55,6 +55,9 @@ class MlkExtension(ExtensionApp):  # type: ignore[misc]
         serverapp = self.serverapp
         assert serverapp is not None and serverapp.event_logger is not None
         serverapp.event_logger.register_event_schema(EVENT_SCHEMA_PATH)
+        from jupyter_mlk.server.launches import LAUNCH_SCHEMA_PATH
+
+        serverapp.event_logger.register_event_schema(LAUNCH_SCHEMA_PATH)
         root = Path(serverapp.root_dir).resolve()
         workspace = Path(self.workspace).resolve()
         # The history exists from the start, so the CLI and kernels in subfolders find it.
@@ -73,11 +76,23 @@ class MlkExtension(ExtensionApp):  # type: ignore[misc]
             }
         )
         self.watcher.start()
+        self._start_culler(workspace)
+
+    def _start_culler(self, workspace: Path) -> None:
+        """Stop launched notebook servers that stay idle past their idle_timeout."""
+        from spawner import IdleCuller, Launcher
+
+        launcher = Launcher(workspace)
+        self.settings["mlk_launcher"] = launcher
+        self.culler = IdleCuller(launcher)
+        self.culler.start()
 
     def initialize_handlers(self) -> None:
         from jupyter_mlk.server.handlers import ROUTES
+        from jupyter_mlk.server.launches import ROUTES as LAUNCH_ROUTES
 
-        self.handlers.extend(ROUTES)
+        self.handlers.extend(ROUTES + LAUNCH_ROUTES)
 
     async def stop_extension(self) -> None:
         self.watcher.stop()
+        self.culler.stop()

@@ -10,8 +10,6 @@ import pytest
 
 from tests.conftest import case_dir
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
 
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:

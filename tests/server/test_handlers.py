@@ -13,7 +13,11 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 from tornado.httpclient import HTTPClientError
 
-from jupyter_mlk.server.handlers import ROUTES, MlkHandler
+from jupyter_mlk.server.handlers import ROUTES as RUN_ROUTES
+from jupyter_mlk.server.handlers import MlkHandler
+from jupyter_mlk.server.launches import ROUTES as LAUNCH_ROUTES
+
+ROUTES = RUN_ROUTES + LAUNCH_ROUTES
 
 SPEC = yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "jupyter_mlk/server/openapi.yaml").read_text()
@@ -192,7 +196,7 @@ async def test_every_route_requires_authentication(
 
     client = AsyncHTTPClient()
     base = f"http://127.0.0.1:{jp_serverapp.port}{jp_serverapp.base_url}"
-    samples = {"run_id": "r-x", "step": "s", "digest": "0" * 64, "file": "f"}
+    samples = {"run_id": "r-x", "step": "s", "digest": "0" * 64, "file": "f", "name": "n"}
     assert ROUTES
     for pattern, handler in ROUTES:
         url = base + pattern.lstrip("/")
