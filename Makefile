@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # botocore needs python-dateutil<3; without the pin pip backtracks for a very long time.
 PIP_PINS := "python-dateutil<3"
+# Where the npm registry's certificate chain is only trusted through the system bundle
+# (as on our CI machines), jlpm needs to be pointed at it; elsewhere this stays empty.
+export NODE_EXTRA_CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 
 .PHONY: demo test setup lint typecheck pytest bench clean
 
@@ -26,6 +29,9 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/jlpm install --immutable
+	$(BIN)/jlpm lint:check
+	$(BIN)/jlpm test
 
 typecheck: setup
 	$(BIN)/mypy

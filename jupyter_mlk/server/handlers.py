@@ -115,6 +115,8 @@ class MlkHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
         )
         out = {k: run.get(k) for k in keys}
         out["notebook"] = display_path(run["notebook"], self.root)
+        graph = run.get("graph") or {}
+        out["edges"] = graph.get("edges", [])
         if "steps" in run:
             out["steps"] = [
                 {

@@ -1,0 +1,134 @@
+/**
+ * The left sidebar: a toolbar (run, compile, refresh) over three sections
+ * hosting React bodies: the steps, the active cell's tags, the runs.
+ */
+import { CommandRegistry } from '@lumino/commands';
+import { AccordionPanel } from '@lumino/widgets';
+import { ITranslator, TranslationBundle } from '@jupyterlab/translation';
+import {
+  CommandToolbarButton,
+  ReactWidget,
+  SidePanel
+} from '@jupyterlab/ui-components';
+import React from 'react';
+
+import { CellTagEditor } from '../components/CellTagEditor';
+import { RunList } from '../components/RunList';
+import { StepList } from '../components/StepList';
+import { useSignals } from '../components/useSignal';
+import { baseName } from '../format';
+import { pipelineIcon } from '../icons';
+import { SERVER_MISSING_MESSAGE } from '../request';
+import { CommandIDs, IMlkModel } from '../tokens';
+
+/** The sidebar of jupyter_mlk. */
+export class MlkSidebar extends SidePanel {
+  constructor(options: MlkSidebar.IOptions) {
+    super({ translator: options.translator });
+    const { model, trans, commands } = options;
+    this.id = 'jp-mlk-sidebar';
+    this.addClass('jp-Mlk-sidebar');
+    this.title.icon = pipelineIcon;
+    this.title.caption = trans.__('Pipeline');
+
+    const header = ReactWidget.create(<Header model={model} trans={trans} />);
+    header.addClass('jp-Mlk-header');
+    this.header.addWidget(header);
+    const buttons: [string, string][] = [
+      [CommandIDs.runPipeline, trans.__('Run')],
+      [CommandIDs.compilePipeline, trans.__('Compile')],
+      [CommandIDs.refreshGraph, '']
+    ];
+    for (const [id, label] of buttons) {
+      this.toolbar.addItem(
+        id,
+        new CommandToolbarButton({
+          commands,
+          id,
+          label,
+          args: { toolbar: true }
+        })
+      );
+    }
+
+    this.addWidget(
+      section(
+        trans.__('Steps'),
+        'jp-Mlk-stepsSection',
+        <StepList
+          model={model}
+          trans={trans}
+          serverMissingMessage={trans.__(SERVER_MISSING_MESSAGE)}
+        />
+      )
+    );
+    this.addWidget(
+      section(
+        trans.__('Cell tags'),
+        'jp-Mlk-cellSection',
+        <CellTagEditor model={model} trans={trans} />
+      )
+    );
+    this.addWidget(
+      section(
+        trans.__('Runs'),
+        'jp-Mlk-runsSection',
+        <RunList
+          model={model}
+          trans={trans}
+          onOpen={runId => void commands.execute(CommandIDs.openRun, { runId })}
+        />
+      )
+    );
+    // The steps need the most room; the runs list scrolls.
+    (this.content as AccordionPanel).setRelativeSizes([5, 4, 3]);
+  }
+}
+
+export namespace MlkSidebar {
+  export interface IOptions {
+    model: IMlkModel;
+    trans: TranslationBundle;
+    commands: CommandRegistry;
+    translator?: ITranslator;
+  }
+}
+
+function section(
+  label: string,
+  className: string,
+  body: JSX.Element
+): ReactWidget {
+  const widget = ReactWidget.create(body);
+  widget.addClass('jp-Mlk-section');
+  widget.addClass(className);
+  widget.title.label = label;
+  return widget;
+}
+
+function Header(props: {
+  model: IMlkModel;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const { model, trans } = props;
+  useSignals(model.notebookChanged, model.graphChanged);
+  const graph = model.graph;
+  const path = model.notebook?.path;
+  return (
+    <div className="jp-Mlk-headerBody">
+      <div className="jp-Mlk-title">{trans.__('Pipeline')}</div>
+      <div className="jp-Mlk-subtitle" title={path}>
+        {path ? baseName(path) : trans.__('No notebook')}
+        {graph && (
+          <span className="jp-Mlk-counts">
+            {trans._n('%1 step', '%1 steps', graph.steps.length)}
+            {graph.errors.length > 0 &&
+              ` · ${trans._n('%1 error', '%1 errors', graph.errors.length)}`}
+            {graph.warnings.length > 0 &&
+              ` · ${trans._n('%1 warning', '%1 warnings', graph.warnings.length)}`}
+          </span>
+        )}
+      </div>
+    </div>
+  );
+}
