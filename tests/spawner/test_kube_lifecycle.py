@@ -78,7 +78,9 @@ def test_a_launch_follows_real_stages_to_ready(cluster: Callable[..., Env]) -> N
     [
         (fakekube.pending_for_gpus(), InsufficientGpuError, "Insufficient nvidia.com/gpu"),
         (fakekube.untolerated_taint(), UnschedulableError, "toleration"),
-        (fakekube.image_pull_backoff(), ImagePullError, "not found"),
+        # Under load the pod's ImagePullBackOff status can be seen before the ErrImagePull
+        # event that says "not found"; either is the same classified error.
+        (fakekube.image_pull_backoff(), ImagePullError, r"not found|Back-off pulling image"),
         (fakekube.transient_pull_then_backoff(), ImagePullError, "Back-off pulling image"),
         (fakekube.crash_loop(), CrashLoopError, "No module named 'jupyter_server'"),
         (fakekube.unbound_claim(), VolumeError, "fast-ssd"),

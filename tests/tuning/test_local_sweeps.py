@@ -160,7 +160,7 @@ def test_a_goal_ends_the_sweep_early(workspace: Path, capsys: pytest.CaptureFixt
 
 
 SLOW = [
-    (["parameters"], "x = 1"),
+    (["parameters"], "x = 1.0"),
     (
         ["step:s"],
         "import os, time\nopen(f'pid-{os.getpid()}', 'w').close()\ntime.sleep(60)\nscore = x",
@@ -179,7 +179,7 @@ def _start_sweep(workspace: Path) -> subprocess.Popen[str]:
             "sweep",
             "nb.ipynb",
             "--param",
-            "x=int:1:9",
+            "x=double:0:1",  # never two equal trials, which would share one cached step
             "--objective",
             "score",
             "--trials",
@@ -248,7 +248,7 @@ def test_an_interrupted_sweep_can_be_resumed(
     assert shown["state"] == "FAILED" and "--resume" in shown["reason"]
     write_notebook(
         workspace / "nb.ipynb",
-        [(["parameters"], "x = 1"), (["step:s"], "score = x"), (["metrics"], "score")],
+        [(["parameters"], "x = 1.0"), (["step:s"], "score = x"), (["metrics"], "score")],
     )
     code = main(["sweep", "--resume", sweep_id, "--json"])
     resumed = json.loads(capsys.readouterr().out)
