@@ -8,7 +8,7 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Enum, Float, Integer, Unicode, default
 
-from jupyter_mlk.server.watcher import EVENT_SCHEMA_PATH, RunWatcher
+from jupyter_mlk.server.watcher import EVENT_SCHEMA_PATH, SWEEP_SCHEMA_PATH, RunWatcher
 
 
 class MlkExtension(ExtensionApp):  # type: ignore[misc]
@@ -55,6 +55,7 @@ class MlkExtension(ExtensionApp):  # type: ignore[misc]
         serverapp = self.serverapp
         assert serverapp is not None and serverapp.event_logger is not None
         serverapp.event_logger.register_event_schema(EVENT_SCHEMA_PATH)
+        serverapp.event_logger.register_event_schema(SWEEP_SCHEMA_PATH)
         from jupyter_mlk.server.launches import LAUNCH_SCHEMA_PATH
 
         serverapp.event_logger.register_event_schema(LAUNCH_SCHEMA_PATH)
@@ -90,8 +91,9 @@ class MlkExtension(ExtensionApp):  # type: ignore[misc]
     def initialize_handlers(self) -> None:
         from jupyter_mlk.server.handlers import ROUTES
         from jupyter_mlk.server.launches import ROUTES as LAUNCH_ROUTES
+        from jupyter_mlk.server.sweeps import ROUTES as SWEEP_ROUTES
 
-        self.handlers.extend(ROUTES + LAUNCH_ROUTES)
+        self.handlers.extend(ROUTES + LAUNCH_ROUTES + SWEEP_ROUTES)
 
     async def stop_extension(self) -> None:
         self.watcher.stop()

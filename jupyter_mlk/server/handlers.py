@@ -36,6 +36,8 @@ def _status_for(exc: MlkError) -> int:
         return 404
     if isinstance(exc, RunError) and ("no run" in text or "has no step" in text):
         return 404
+    if "no sweep" in text:
+        return 404
     return 400 if exc.user_error else 500
 
 

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 EVENT_SCHEMA_ID = "https://jupyter-mlk.org/events/run-state"
 EVENT_SCHEMA_PATH = Path(__file__).parent / "event_schemas" / "run-state.yaml"
+SWEEP_SCHEMA_ID = "https://jupyter-mlk.org/events/sweep-state"
+SWEEP_SCHEMA_PATH = Path(__file__).parent / "event_schemas" / "sweep-state.yaml"
 
 
 def display_path(path: str, root: Path) -> str:
@@ -76,11 +78,44 @@ class RunWatcher:
                         run, step["name"], step["state"], step["started"], step["finished"]
                     )
                 self._announce(run, "", run["state"], run["started"], run["finished"])
+            self._check_sweeps(conn)
             self.since = now
         except sqlite3.Error as exc:  # a busy or half-created database: look again later
             log.debug("run watcher: %s", exc)
         finally:
             conn.close()
+
+    def _check_sweeps(self, conn: sqlite3.Connection) -> None:
+        try:
+            sweeps = conn.execute(
+                "SELECT id, state FROM sweeps WHERE state IN ('PENDING', 'RUNNING') "
+                "OR finished >= ?",
+                (self.since - 5,),
+            ).fetchall()
+        except sqlite3.OperationalError:  # no sweep has been started in this workspace
+            return
+        for sweep in sweeps:
+            trials = conn.execute(
+                "SELECT number, state, objective FROM sweep_trials WHERE sweep_id = ?",
+                (sweep["id"],),
+            ).fetchall()
+            for trial in trials:
+                self._announce_sweep(
+                    sweep["id"], trial["number"], trial["state"], trial["objective"]
+                )
+            self._announce_sweep(sweep["id"], -1, sweep["state"], None)
+
+    def _announce_sweep(
+        self, sweep_id: str, trial: int, state: str, objective: float | None
+    ) -> None:
+        key = (f"sweep:{sweep_id}", str(trial))
+        if self.known.get(key) == state:
+            return
+        self.known[key] = state
+        self.event_logger.emit(
+            schema_id=SWEEP_SCHEMA_ID,
+            data={"sweep_id": sweep_id, "trial": trial, "state": state, "objective": objective},
+        )
 
     def _announce(
         self,
