@@ -272,3 +272,32 @@ def test_a_function_from_an_earlier_step_updates_globals_for_later_steps(
     code, run = _run_json(capsys, "run", "nb.ipynb")
     assert code == 0, run
     assert "RESULT counter 2" in Path(run["steps"]["c"]["stdout"]).read_text()
+
+
+def test_two_runs_at_once_in_one_workspace_do_not_clobber_each_other(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_notebook(
+        workspace / "nb.ipynb",
+        [
+            (["parameters"], "n = 1"),
+            (["step:a"], "import time\ntime.sleep(0.5)\nvalues = list(range(n))"),
+            (["step:b"], "print('RESULT', sum(values))"),
+        ],
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jupyter_mlk.cli", "run", "nb.ipynb", "-p", f"n={n}", "--json"],
+            cwd=workspace,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in (10, 20)
+    ]
+    outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    results = sorted(Path(o["steps"]["b"]["stdout"]).read_text().strip() for o in outs)
+    assert results == ["RESULT 190", "RESULT 45"]
+    runs = Workspace(workspace).store.list_runs()
+    assert sorted(r["state"] for r in runs) == ["SUCCEEDED", "SUCCEEDED"]
