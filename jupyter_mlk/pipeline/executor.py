@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlk.errors import RunError
+from jupyter_mlk.errors import RunError, ValueStoreError
 from jupyter_mlk.notebook.model import Step, StepGraph
 from jupyter_mlk.notebook.params import to_json_value
 from jupyter_mlk.pipeline.spec import StepSpec, build_step_spec
@@ -428,7 +428,16 @@ class LocalExecutor:
                 },
             }
         if result["state"] == "SUCCEEDED":
-            st.outputs = {k: self.ws.commit_bundle(p) for k, p in st.tmp_outputs.items()}
+            try:
+                st.outputs = {k: self.ws.commit_bundle(p) for k, p in st.tmp_outputs.items()}
+            except ValueStoreError as exc:  # e.g. the S3 store went away mid-run
+                for p in st.tmp_outputs.values():
+                    shutil.rmtree(p, ignore_errors=True)
+                st.outputs = {}
+                self._finish(
+                    st, run_id, "FAILED", error={"ename": "ValueStoreError", "evalue": str(exc)}
+                )
+                return
             st.metrics = result.get("metrics", {})
             st.values = result.get("values", {})
             if st.cache_key:

@@ -51,6 +51,9 @@ class Workspace:
         for d in (self.objects, self.tmp, self.runs_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._store: RunStore | None = None
+        from jupyter_mlk.store.s3 import S3Store
+
+        self.s3 = S3Store.from_env()
 
     @property
     def store(self) -> RunStore:
@@ -75,10 +78,16 @@ class Workspace:
         return path
 
     def bundle_path(self, digest: str) -> Path:
-        return self.objects / digest
+        """The local folder of a bundle, fetched from the S3 store first when needed."""
+        path = self.objects / digest
+        if self.s3 is not None and not (path / MANIFEST).is_file():
+            self.s3.download(digest, path)
+        return path
 
     def has_bundle(self, digest: str) -> bool:
-        return (self.objects / digest / MANIFEST).is_file()
+        if (self.objects / digest / MANIFEST).is_file():
+            return True
+        return self.s3 is not None and self.s3.has(digest)
 
     def commit_bundle(self, tmp: Path) -> str:
         """Publish a finished bundle under its content digest; return the digest."""
@@ -93,4 +102,6 @@ class Workspace:
                 os.rename(tmp, target)
             except OSError:  # another run published the same content first
                 shutil.rmtree(tmp, ignore_errors=True)
+        if self.s3 is not None:
+            self.s3.upload(digest, target)
         return digest
