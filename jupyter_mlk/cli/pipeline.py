@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlk.errors import GraphError, RunError
+from jupyter_mlk.errors import GraphError, MlkError, RunError
 
 _STATE_COLOURS = {
     "PENDING": "2",
@@ -56,6 +56,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-cache", action="store_true", help="run every step, even unchanged")
     p.add_argument("--workers", type=int, help="steps at once (default: number of cores)")
     p.add_argument("--json", action="store_true", help="print the run as JSON at the end")
+    p.add_argument(
+        "--backend",
+        choices=["local", "kubernetes"],
+        default="local",
+        help="kubernetes: compile and submit to Kubeflow Pipelines (MLK_KFP_HOST)",
+    )
+    p.add_argument("--experiment", default="jupyter-mlk", help="KFP experiment name")
+    p.add_argument("--image", help="with --backend kubernetes: the runner image of every step")
     p.add_argument(
         "--print-metrics",
         action="store_true",
@@ -220,6 +228,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ws, workers=args.workers, use_cache=not args.no_cache, on_event=progress
     )
     run_id = executor.adopt(args.run_id) if args.run_id else executor.start(graph, values)
+    if args.backend == "kubernetes":
+        return _run_on_kfp(ws, graph, values, run_id, args, progress)
     if not args.json:
         print(f"run {run_id}: {graph.path}", file=sys.stderr, flush=True)
     result = executor.run(graph, values, run_id=run_id)
@@ -232,6 +242,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         _print_summary(ws, run)
     return 0 if result.state == "SUCCEEDED" else 1
+
+
+def _run_on_kfp(
+    ws: Any,
+    graph: Any,
+    values: dict[str, Any],
+    run_id: str,
+    args: argparse.Namespace,
+    progress: Any,
+) -> int:
+    from jupyter_mlk.pipeline.kfp_backend import KfpBackend, run_on_kfp
+
+    try:
+        backend = KfpBackend()
+        state = run_on_kfp(
+            ws,
+            graph,
+            values,
+            experiment=args.experiment,
+            run_id=run_id,
+            backend=backend,
+            on_event=progress,
+            image=args.image,
+        )
+    except MlkError as exc:
+        ws.store.update_run(run_id, state="FAILED", finished=time.time(), error=str(exc))
+        raise
+    run = ws.store.get_run(run_id)
+    if args.json:
+        print(json.dumps(_run_json(ws, run), indent=2, default=str))
+    else:
+        print(
+            f"run {run_id} {state} on {backend.host} (KFP run "
+            f"{run['labels'].get('kfp_run_id')}); step logs are in the KFP UI"
+        )
+    return 0 if state == "SUCCEEDED" else 1
 
 
 def _run_json(ws: Any, run: dict[str, Any]) -> dict[str, Any]:
@@ -249,6 +295,7 @@ def _run_json(ws: Any, run: dict[str, Any]) -> dict[str, Any]:
             "params",
             "metrics",
             "error",
+            "labels",
         )
     }
     out["steps"] = {}
