@@ -8,7 +8,7 @@ PIP_PINS := "python-dateutil<3"
 # (as on our CI machines), jlpm needs to be pointed at it; elsewhere this stays empty.
 export NODE_EXTRA_CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 
-.PHONY: demo test setup lint typecheck pytest bench clean
+.PHONY: demo test setup lint typecheck pytest bench clean runner-image e2e-cluster
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,16 @@ bench: setup
 	$(BIN)/python bench/bench_steps.py
 	$(BIN)/python bench/bench_values.py
 	$(BIN)/python bench/bench_compile.py
+
+# The runner image for clusters (needs a Docker engine): see docker/Dockerfile.
+RUNNER_IMAGE ?= jupyter-mlk-runner:0.1.0
+runner-image: setup
+	$(BIN)/python -m pip wheel --no-deps -w dist .
+	docker build -f docker/Dockerfile -t $(RUNNER_IMAGE) .
+
+# The end-to-end check on a real cluster; says why and skips without one.
+e2e-cluster: setup
+	scripts/e2e-cluster
 
 clean:
 	rm -rf $(VENV) binder/.mlk binder/model binder/iris.yaml
