@@ -54,9 +54,13 @@ export function addCommands(
     caption: trans.__('Run the notebook as a pipeline on this machine'),
     icon: args => (args.toolbar ? runIcon : undefined),
     isEnabled: hasNotebook,
-    execute: async () => {
+    execute: async args => {
       try {
-        const run = await runWithDialog(model, trans);
+        if (typeof args.path === 'string') {
+          await showNotebook(app, model, args.path);
+        }
+        const initial = (args.params ?? {}) as { [name: string]: string };
+        const run = await runWithDialog(model, trans, initial);
         if (run && settings().openRunView) {
           await commands.execute(CommandIDs.openRun, { runId: run });
         }
@@ -158,14 +162,15 @@ export function addCommands(
 /** Asks for the parameters, then starts the run; the run id, or null. */
 async function runWithDialog(
   model: IMlkModel,
-  trans: TranslationBundle
+  trans: TranslationBundle,
+  initial: { [name: string]: string } = {}
 ): Promise<string | null> {
   await model.refreshGraph();
   const graph = model.graph;
   if (!graph) {
     throw new Error(model.graphError ?? trans.__('The notebook has no graph.'));
   }
-  const body = new RunDialogBody(graph.parameters, trans);
+  const body = new RunDialogBody(graph.parameters, trans, initial);
   const result = await showDialog({
     title: trans.__('Run %1', PathExt.basename(model.notebook!.path)),
     body,
@@ -185,6 +190,36 @@ async function runWithDialog(
     autoClose: 3000
   });
   return run.id;
+}
+
+/**
+ * Opens the notebook at `path` and waits until the panel follows it, so the
+ * run form is the form of that notebook.
+ */
+export async function showNotebook(
+  app: JupyterFrontEnd,
+  model: IMlkModel,
+  path: string
+): Promise<void> {
+  if (model.notebook?.path === path) {
+    return;
+  }
+  const followed = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      model.notebookChanged.disconnect(check);
+      reject(new Error(`Could not open the notebook ${path}.`));
+    }, 20000);
+    const check = () => {
+      if (model.notebook?.path === path) {
+        clearTimeout(timer);
+        model.notebookChanged.disconnect(check);
+        resolve();
+      }
+    };
+    model.notebookChanged.connect(check);
+  });
+  await app.commands.execute('docmanager:open', { path });
+  await followed;
 }
 
 async function compile(

@@ -1,6 +1,7 @@
 /**
  * The plugins of jupyter_mlk's JupyterLab panel: the model (with its event
- * subscription and settings), the sidebar, and the commands.
+ * subscription and settings), the sidebar, the commands, the sweeps and the
+ * notebook servers.
  */
 import {
   ILabShell,
@@ -10,6 +11,7 @@ import {
 } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 
@@ -17,14 +19,26 @@ import { addCommands, ICommandSettings, notifyError } from './commands';
 import { followNotebooks } from './follow';
 import { MlkModel } from './model';
 import { MlkApi } from './request';
+import { ServersModel } from './servers';
+import { addSweepCommands } from './sweepCommands';
+import { SweepsModel } from './sweeps';
 import {
   CommandIDs,
+  ILaunchEvent,
   IMlkModel,
+  IMlkSidebar,
   IRunStateEvent,
+  ISweepStateEvent,
+  LAUNCH_EVENT,
   RUN_STATE_EVENT,
-  SETTINGS_ID
+  SETTINGS_ID,
+  SWEEP_STATE_EVENT
 } from './tokens';
-import { MlkSidebar } from './widgets/MlkSidebar';
+import {
+  MlkSidebar,
+  serversSection,
+  sweepsSection
+} from './widgets/MlkSidebar';
 
 /** The i18n domain of the panel's strings. */
 const DOMAIN = 'jupyter_mlk';
@@ -61,10 +75,11 @@ const modelPlugin: JupyterFrontEndPlugin<IMlkModel> = {
 };
 
 /** The left sidebar following the current notebook. */
-const panelPlugin: JupyterFrontEndPlugin<void> = {
+const panelPlugin: JupyterFrontEndPlugin<IMlkSidebar> = {
   id: 'jupyter-mlk:panel',
   description: 'The jupyter_mlk sidebar: steps, cell tags, runs.',
   autoStart: true,
+  provides: IMlkSidebar,
   requires: [IMlkModel, INotebookTracker],
   optional: [ITranslator, ILayoutRestorer, ILabShell, ICommandPalette],
   activate: (
@@ -95,6 +110,7 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
       command: CommandIDs.openPanel,
       category: trans.__('Pipeline')
     });
+    return sidebar;
   }
 };
 
@@ -152,4 +168,113 @@ const commandsPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [modelPlugin, panelPlugin, commandsPlugin];
+/** Reads the fallback poll interval from the settings, now and on change. */
+function followPollInterval(
+  registry: ISettingRegistry | null,
+  apply: (seconds: number) => void
+): void {
+  void registry?.load(SETTINGS_ID).then(settings => {
+    const read = () => apply(settings.get('pollInterval').composite as number);
+    read();
+    settings.changed.connect(read);
+  });
+}
+
+/** Parameter sweeps: the form, the sweep views, the Sweeps section. */
+const sweepsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-mlk:sweeps',
+  description: 'Parameter sweeps of the current notebook, with live trials.',
+  autoStart: true,
+  requires: [IMlkModel, IMlkSidebar],
+  optional: [
+    IRenderMimeRegistry,
+    ITranslator,
+    ICommandPalette,
+    ISettingRegistry,
+    ILayoutRestorer
+  ],
+  activate: (
+    app: JupyterFrontEnd,
+    model: IMlkModel,
+    sidebar: IMlkSidebar,
+    rendermime: IRenderMimeRegistry | null,
+    translator: ITranslator | null,
+    palette: ICommandPalette | null,
+    registry: ISettingRegistry | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load(DOMAIN);
+    const sweeps = new SweepsModel(model.api);
+    followPollInterval(registry, pollInterval =>
+      sweeps.configure({ pollInterval })
+    );
+    app.serviceManager.events.stream.connect((_, event) => {
+      if (event.schema_id === SWEEP_STATE_EVENT) {
+        sweeps.handleSweepEvent(event as unknown as ISweepStateEvent);
+      }
+    });
+    const views = addSweepCommands(app, model, sweeps, rendermime, trans);
+    void restorer?.restore(views, {
+      command: CommandIDs.openSweep,
+      args: widget => ({ sweepId: widget.content.sweepId }),
+      name: widget => widget.content.sweepId
+    });
+    sidebar.addSection(
+      sweepsSection({
+        sweeps,
+        model,
+        trans,
+        onNew: () => void app.commands.execute(CommandIDs.newSweep),
+        onOpen: sweepId =>
+          void app.commands.execute(CommandIDs.openSweep, { sweepId })
+      }),
+      3
+    );
+    palette?.addItem({
+      command: CommandIDs.newSweep,
+      category: trans.__('Pipeline')
+    });
+    void app.restored.then(() => sweeps.refreshSweeps()).catch(() => undefined);
+  }
+};
+
+/** The launcher's notebook servers: list, launch with progress, stop. */
+const serversPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-mlk:servers',
+  description: 'Launch, follow and stop notebook servers (local or pods).',
+  autoStart: true,
+  requires: [IMlkModel, IMlkSidebar],
+  optional: [ITranslator, ISettingRegistry],
+  activate: (
+    app: JupyterFrontEnd,
+    model: IMlkModel,
+    sidebar: IMlkSidebar,
+    translator: ITranslator | null,
+    registry: ISettingRegistry | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load(DOMAIN);
+    const servers = new ServersModel(model.api);
+    followPollInterval(registry, pollInterval =>
+      servers.configure({ pollInterval })
+    );
+    app.serviceManager.events.stream.connect((_, event) => {
+      if (event.schema_id === LAUNCH_EVENT) {
+        servers.handleLaunchEvent(event as unknown as ILaunchEvent);
+      }
+    });
+    app.commands.addCommand(CommandIDs.refreshServers, {
+      label: trans.__('Refresh Notebook Servers'),
+      execute: () => servers.refresh().catch(notifyError)
+    });
+    sidebar.addSection(serversSection({ servers, trans }), 2);
+    void app.restored.then(() => servers.refresh()).catch(() => undefined);
+  }
+};
+
+export default [
+  modelPlugin,
+  panelPlugin,
+  commandsPlugin,
+  sweepsPlugin,
+  serversPlugin
+];

@@ -10,7 +10,13 @@ import {
   IGraph,
   ILogs,
   IMlkApi,
+  ILaunchRequest,
   IRun,
+  IServer,
+  IServerProfile,
+  ISweep,
+  ISweepRequest,
+  ISweepStarted,
   JSONValue
 } from './tokens';
 
@@ -173,6 +179,43 @@ export class MlkApi implements IMlkApi {
         image: options.image || undefined
       })
     );
+  }
+
+  async listSweeps(): Promise<ISweep[]> {
+    const body = await this._request<{ sweeps: ISweep[] }>('sweeps');
+    return body.sweeps;
+  }
+
+  startSweep(request: ISweepRequest): Promise<ISweepStarted> {
+    return this._request<ISweepStarted>('sweeps', {
+      method: 'POST',
+      body: JSON.stringify(request)
+    });
+  }
+
+  getSweep(sweepId: string): Promise<ISweep> {
+    return this._request<ISweep>(`sweeps/${quote(sweepId)}`);
+  }
+
+  cancelSweep(sweepId: string): Promise<ISweep> {
+    return this._request<ISweep>(`sweeps/${quote(sweepId)}/cancel`, post({}));
+  }
+
+  listServers(): Promise<{ servers: IServer[]; profiles: IServerProfile[] }> {
+    return this._request('servers');
+  }
+
+  launchServer(
+    request: ILaunchRequest
+  ): Promise<{ name: string; state: string }> {
+    return this._request('servers', {
+      method: 'POST',
+      body: JSON.stringify(request)
+    });
+  }
+
+  stopServer(name: string): Promise<IServer> {
+    return this._request<IServer>(`servers/${quote(name)}/stop`, post({}));
   }
 
   private _request<T>(endpoint: string, init: RequestInit = {}): Promise<T> {

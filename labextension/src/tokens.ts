@@ -4,6 +4,7 @@
  */
 import { Token } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
 
 /** Command ids, `mlk:<verb>-<noun>`. */
 export namespace CommandIDs {
@@ -13,6 +14,10 @@ export namespace CommandIDs {
   export const openPanel = 'mlk:open-panel';
   export const openRun = 'mlk:open-run';
   export const cancelRun = 'mlk:cancel-run';
+  export const newSweep = 'mlk:new-sweep';
+  export const openSweep = 'mlk:open-sweep';
+  export const cancelSweep = 'mlk:cancel-sweep';
+  export const refreshServers = 'mlk:refresh-servers';
 }
 
 /** The id of the settings schema (schema/plugin.json). */
@@ -20,6 +25,12 @@ export const SETTINGS_ID = 'jupyter-mlk:plugin';
 
 /** The jupyter-server event the server extension emits on every state change. */
 export const RUN_STATE_EVENT = 'https://jupyter-mlk.org/events/run-state';
+
+/** The event of every sweep and trial state change. */
+export const SWEEP_STATE_EVENT = 'https://jupyter-mlk.org/events/sweep-state';
+
+/** The event of every stage of a notebook server launch. */
+export const LAUNCH_EVENT = 'https://jupyter-mlk.org/events/launch';
 
 export type RunState =
   | 'PENDING'
@@ -156,6 +167,147 @@ export interface IRunStateEvent {
   duration?: number | null;
 }
 
+/** A searched parameter as Katib writes it. */
+export interface IKatibParameter {
+  name: string;
+  parameterType: 'int' | 'double' | 'categorical' | 'discrete';
+  feasibleSpace: {
+    min?: string;
+    max?: string;
+    step?: string;
+    list?: string[];
+    distribution?: 'uniform' | 'logUniform';
+  };
+}
+
+/** The body of POST /mlk/api/sweeps. */
+export interface ISweepRequest {
+  path: string;
+  objective: string;
+  goal: 'maximize' | 'minimize';
+  target?: number;
+  algorithm: string;
+  max_trials: number;
+  parallel: number;
+  max_failed: number;
+  parameters: IKatibParameter[];
+  params?: { [name: string]: string };
+}
+
+/** The answer to POST /mlk/api/sweeps. */
+export interface ISweepStarted {
+  id: string;
+  state: string;
+  warnings?: string[];
+}
+
+/** One parameter of a stored sweep spec (the server's SweepParameter). */
+export interface ISweepSpecParameter {
+  name: string;
+  type: string;
+  min?: number | null;
+  max?: number | null;
+  step?: number | null;
+  values?: string[];
+  log?: boolean;
+}
+
+/** The stored sweep spec, as the server keeps it. */
+export interface ISweepSpec {
+  objective: string;
+  goal: 'maximize' | 'minimize';
+  target?: number | null;
+  algorithm: string;
+  parallel: number;
+  max_trials: number;
+  max_failed: number;
+  parameters: ISweepSpecParameter[];
+}
+
+export interface ITrial {
+  number: number;
+  run_id?: string | null;
+  params: { [name: string]: JSONValue };
+  state: string;
+  objective?: number | null;
+  error?: string | null;
+  started?: number | null;
+  finished?: number | null;
+}
+
+export interface IBestTrial {
+  number: number;
+  objective: number;
+  params: { [name: string]: JSONValue };
+  run_id?: string | null;
+}
+
+export interface ISweep {
+  id: string;
+  notebook: string;
+  state: 'PENDING' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+  spec: ISweepSpec;
+  base_params?: { [name: string]: JSONValue };
+  created?: number;
+  started?: number | null;
+  finished?: number | null;
+  reason?: string | null;
+  best?: IBestTrial | null;
+  /** Present on GET /mlk/api/sweeps/{id}, absent in the list. */
+  trials?: ITrial[];
+}
+
+/** The data of a sweep-state event (schema version 1). */
+export interface ISweepStateEvent {
+  sweep_id: string;
+  /** -1 for the sweep itself. */
+  trial: number;
+  state: string;
+  objective?: number | null;
+}
+
+/** A notebook server of the launcher (no token: the server asks for it). */
+export interface IServer {
+  id: string;
+  name: string;
+  owner?: string;
+  backend: string;
+  state: string;
+  stage: string;
+  url: string;
+  gpus?: string[];
+  profile?: string;
+  idle_timeout?: number;
+  error?: string;
+  error_code?: string;
+  created_at?: number;
+  ready_at?: number | null;
+  stopped_at?: number | null;
+}
+
+export interface IServerProfile {
+  name: string;
+  display_name?: string;
+}
+
+/** The body of POST /mlk/api/servers. */
+export interface ILaunchRequest {
+  name: string;
+  profile?: string;
+  backend?: 'local' | 'kubernetes';
+  cpu?: string;
+  memory?: string;
+  gpus?: number;
+  idle_timeout?: string;
+}
+
+/** The data of a launch event (schema version 1). */
+export interface ILaunchEvent {
+  name: string;
+  stage: string;
+  message: string;
+}
+
 /** The REST API of the server extension, one method per route. */
 export interface IMlkApi {
   getGraph(path: string, content?: JSONValue): Promise<IGraph>;
@@ -173,6 +325,15 @@ export interface IMlkApi {
     path: string,
     options?: { save?: boolean; image?: string }
   ): Promise<ICompileResult>;
+  listSweeps(): Promise<ISweep[]>;
+  startSweep(request: ISweepRequest): Promise<ISweepStarted>;
+  getSweep(sweepId: string): Promise<ISweep>;
+  cancelSweep(sweepId: string): Promise<ISweep>;
+  listServers(): Promise<{ servers: IServer[]; profiles: IServerProfile[] }>;
+  launchServer(
+    request: ILaunchRequest
+  ): Promise<{ name: string; state: string }>;
+  stopServer(name: string): Promise<IServer>;
 }
 
 /** One cell of the current notebook, as the tag editor needs it. */
@@ -260,4 +421,20 @@ export interface IMlkModel {
 export const IMlkModel = new Token<IMlkModel>(
   'jupyter-mlk:IMlkModel',
   'The jupyter_mlk panel state: graph, runs and selection.'
+);
+
+/** The sidebar, to which feature plugins add their sections. */
+export interface IMlkSidebar {
+  /**
+   * Adds a section below the others.
+   *
+   * @param widget - the section; its title is the section's header
+   * @param size - its share of the height, relative to the others'
+   */
+  addSection(widget: Widget, size: number): void;
+}
+
+export const IMlkSidebar = new Token<IMlkSidebar>(
+  'jupyter-mlk:IMlkSidebar',
+  'The jupyter_mlk sidebar, to add sections to.'
 );

@@ -89,6 +89,27 @@ class FakeApi implements IMlkApi {
   async compile() {
     return { yaml: '' };
   }
+  async listSweeps() {
+    return [];
+  }
+  async startSweep(): Promise<never> {
+    throw new Error('not used');
+  }
+  async getSweep(): Promise<never> {
+    throw new Error('not used');
+  }
+  async cancelSweep(): Promise<never> {
+    throw new Error('not used');
+  }
+  async listServers() {
+    return { servers: [], profiles: [] };
+  }
+  async launchServer(): Promise<never> {
+    throw new Error('not used');
+  }
+  async stopServer(): Promise<never> {
+    throw new Error('not used');
+  }
 }
 
 class FakeNotebook implements INotebookSource {

@@ -42,14 +42,26 @@ export function changedParams(
   return out;
 }
 
+/** The form's first texts: the defaults, overridden by known parameters. */
+export function initialTexts(
+  parameters: IGraphParameter[],
+  initial: { [name: string]: string }
+): { [name: string]: string } {
+  return Object.fromEntries(
+    parameters.map(p => [p.name, initial[p.name] ?? defaultText(p)])
+  );
+}
+
 export function RunForm(props: {
   parameters: IGraphParameter[];
   trans: TranslationBundle;
+  /** Texts to start from instead of the defaults (a sweep trial's values). */
+  initial?: { [name: string]: string };
   onChange: (value: IRunFormValue) => void;
 }): JSX.Element {
   const { parameters, trans } = props;
   const [texts, setTexts] = useState<{ [name: string]: string }>(() =>
-    Object.fromEntries(parameters.map(p => [p.name, defaultText(p)]))
+    initialTexts(parameters, props.initial ?? {})
   );
   const [noCache, setNoCache] = useState(false);
   const update = (next: { [name: string]: string }, nextNoCache: boolean) => {

@@ -3,7 +3,7 @@
  * hosting React bodies: the steps, the active cell's tags, the runs.
  */
 import { CommandRegistry } from '@lumino/commands';
-import { AccordionPanel } from '@lumino/widgets';
+import { AccordionPanel, Widget } from '@lumino/widgets';
 import { ITranslator, TranslationBundle } from '@jupyterlab/translation';
 import {
   CommandToolbarButton,
@@ -14,15 +14,20 @@ import React from 'react';
 
 import { CellTagEditor } from '../components/CellTagEditor';
 import { RunList } from '../components/RunList';
+import { ServerList } from '../components/ServerList';
+import { SweepList } from '../components/SweepList';
 import { StepList } from '../components/StepList';
 import { useSignals } from '../components/useSignal';
 import { baseName } from '../format';
 import { pipelineIcon } from '../icons';
+import { notifyError } from '../commands';
 import { SERVER_MISSING_MESSAGE } from '../request';
-import { CommandIDs, IMlkModel } from '../tokens';
+import { buildLaunchRequest, ServersModel } from '../servers';
+import { SweepsModel } from '../sweeps';
+import { CommandIDs, IMlkModel, IMlkSidebar } from '../tokens';
 
 /** The sidebar of jupyter_mlk. */
-export class MlkSidebar extends SidePanel {
+export class MlkSidebar extends SidePanel implements IMlkSidebar {
   constructor(options: MlkSidebar.IOptions) {
     super({ translator: options.translator });
     const { model, trans, commands } = options;
@@ -81,8 +86,19 @@ export class MlkSidebar extends SidePanel {
       )
     );
     // The steps need the most room; the runs list scrolls.
-    (this.content as AccordionPanel).setRelativeSizes([5, 4, 3]);
+    this._sizes = [5, 4, 3];
+    (this.content as AccordionPanel).setRelativeSizes(this._sizes);
   }
+
+  /** Adds a section below the others, with its share of the height. */
+  addSection(widget: Widget, size: number): void {
+    widget.addClass('jp-Mlk-section');
+    this.addWidget(widget);
+    this._sizes = [...this._sizes, size];
+    (this.content as AccordionPanel).setRelativeSizes(this._sizes);
+  }
+
+  private _sizes: number[];
 }
 
 export namespace MlkSidebar {
@@ -94,7 +110,8 @@ export namespace MlkSidebar {
   }
 }
 
-function section(
+/** A section of the sidebar hosting a React body. */
+export function section(
   label: string,
   className: string,
   body: JSX.Element
@@ -130,5 +147,53 @@ function Header(props: {
         )}
       </div>
     </div>
+  );
+}
+
+/** The Sweeps section: a button for the form, the workspace's sweeps. */
+export function sweepsSection(options: {
+  sweeps: SweepsModel;
+  model: IMlkModel;
+  trans: TranslationBundle;
+  onNew: () => void;
+  onOpen: (sweepId: string) => void;
+}): ReactWidget {
+  return section(
+    options.trans.__('Sweeps'),
+    'jp-Mlk-sweepsSection',
+    <SweepList {...options} />
+  );
+}
+
+/**
+ * The Notebook servers section. A refused launch or stop shows the server's
+ * message as a notification and keeps the form open.
+ */
+export function serversSection(options: {
+  servers: ServersModel;
+  trans: TranslationBundle;
+}): ReactWidget {
+  const { servers, trans } = options;
+  return section(
+    trans.__('Notebook servers'),
+    'jp-Mlk-serversSection',
+    <ServerList
+      servers={servers}
+      trans={trans}
+      onLaunch={async form => {
+        const { request } = buildLaunchRequest(form);
+        if (!request) {
+          return false;
+        }
+        try {
+          await servers.launch(request);
+          return true;
+        } catch (error) {
+          notifyError(error);
+          return false;
+        }
+      }}
+      onStop={name => void servers.stop(name).catch(notifyError)}
+    />
   );
 }

@@ -4,7 +4,12 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import React from 'react';
 
-import { IRunFormValue, RunForm } from '../components/RunForm';
+import {
+  changedParams,
+  initialTexts,
+  IRunFormValue,
+  RunForm
+} from '../components/RunForm';
 import { IGraphParameter } from '../tokens';
 
 export class RunDialogBody
@@ -13,10 +18,15 @@ export class RunDialogBody
 {
   constructor(
     private readonly _parameters: IGraphParameter[],
-    private readonly _trans: TranslationBundle
+    private readonly _trans: TranslationBundle,
+    private readonly _initial: { [name: string]: string } = {}
   ) {
     super();
     this.addClass('jp-Mlk-runDialog');
+    this._value = {
+      params: changedParams(_parameters, initialTexts(_parameters, _initial)),
+      noCache: false
+    };
   }
 
   getValue(): IRunFormValue {
@@ -28,10 +38,11 @@ export class RunDialogBody
       <RunForm
         parameters={this._parameters}
         trans={this._trans}
+        initial={this._initial}
         onChange={value => (this._value = value)}
       />
     );
   }
 
-  private _value: IRunFormValue = { params: {}, noCache: false };
+  private _value: IRunFormValue;
 }
