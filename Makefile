@@ -7,6 +7,8 @@ PIP_PINS := "python-dateutil<3"
 # Where the npm registry's certificate chain is only trusted through the system bundle
 # (as on our CI machines), jlpm needs to be pointed at it; elsewhere this stays empty.
 export NODE_EXTRA_CA_CERTS ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+# package.json scripts call jlpm (shipped by jupyterlab in the venv) by name.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test setup lint typecheck pytest bench clean runner-image e2e-cluster
 

@@ -58,11 +58,22 @@ class ServersHandler(MlkHandler):
     async def get(self) -> None:
         launcher = _launcher(self.settings)
         records = await self.in_thread(launcher.refresh)
+        keys = ("name", "description", "gpus", "gpu_kind", "memory", "cpu", "backend", "default")
         profiles = [
-            {"name": p.get("name"), "display_name": p.get("display_name", p.get("name"))}
+            {
+                **{k: p[k] for k in keys if k in p},
+                "display_name": p.get("display_name", p.get("name")),
+            }
             for p in launcher.config.profiles
         ]
-        self.reply({"servers": [r.to_dict() for r in records], "profiles": profiles})
+        base = self.base_url.rstrip("/")
+        servers = []
+        for record in records:
+            data = record.to_dict()
+            if record.state == "ready" and record.backend == "local":
+                data["open_url"] = f"{base}/mlk/api/servers/{record.name}/open"
+            servers.append(data)
+        self.reply({"servers": servers, "profiles": profiles})
 
     @web.authenticated
     @authorized
@@ -137,7 +148,32 @@ class StopServerHandler(MlkHandler):
         self.reply(stopped.to_dict())
 
 
+class OpenServerHandler(MlkHandler):
+    """Send the browser to a ready local server with its token (the token never appears in
+    the API's JSON; this redirect serves the server's own, authenticated user)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        launcher = _launcher(self.settings)
+        try:
+            record = await self.in_thread(launcher.get, name)
+        except Exception as exc:
+            from spawner import ServerNotFoundError
+
+            if isinstance(exc, ServerNotFoundError):
+                raise web.HTTPError(404, str(exc)) from None
+            raise
+        if record.state != "ready" or not record.url:
+            raise web.HTTPError(409, f"server {name!r} is {record.state}, not ready")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Referrer-Policy", "no-referrer")
+        token = launcher.token(record) if record.backend == "local" else ""
+        self.redirect(f"{record.url}?token={token}" if token else record.url)
+
+
 ROUTES: list[tuple[str, type[MlkHandler]]] = [
     (r"/mlk/api/servers", ServersHandler),
     (r"/mlk/api/servers/(?P<name>[^/]+)/stop", StopServerHandler),
+    (r"/mlk/api/servers/(?P<name>[^/]+)/open", OpenServerHandler),
 ]

@@ -393,6 +393,7 @@ class LocalSweep:
         self.store.finish_trial(
             self.sweep_id, outcome.number, outcome.state, outcome.objective, outcome.error
         )
+        self.store.update_sweep(self.sweep_id, best=self._best(study))
         self.on_event(
             "trial",
             {

@@ -275,6 +275,8 @@ export interface IServer {
   state: string;
   stage: string;
   url: string;
+  /** Our redirect to a ready local server with its token (GET, signed in). */
+  open_url?: string;
   gpus?: string[];
   profile?: string;
   idle_timeout?: number;
@@ -288,6 +290,10 @@ export interface IServer {
 export interface IServerProfile {
   name: string;
   display_name?: string;
+  description?: string;
+  gpus?: number;
+  memory?: string;
+  cpu?: string;
 }
 
 /** The body of POST /mlk/api/servers. */

@@ -48,6 +48,13 @@ async def test_launch_progress_and_stop(
     resp = await jp_fetch("mlk", "api", "servers")
     server = next(s for s in json.loads(resp.body)["servers"] if s["name"] == "scratch")
     assert server["state"] == "ready" and server["url"].startswith("http://127.0.0.1:")
+    resp = await jp_fetch(
+        "mlk", "api", "servers", "scratch", "open", follow_redirects=False, raise_error=False
+    )
+    assert resp.code == 302
+    location = resp.headers["Location"]
+    assert location.startswith(server["url"]) and "token=" in location
+    assert "token" not in json.dumps(server)
     resp = await jp_fetch("mlk", "api", "servers", "scratch", "stop", method="POST", body="{}")
     stopped = json.loads(resp.body)
     check_op(stopped, "/servers/{name}/stop", "post", "200")
