@@ -22,7 +22,7 @@ from IPython.display import display
 
 from jupyter_mlk.errors import MlkError
 
-NOTEBOOK_VERBS = ("graph", "run", "compile")
+NOTEBOOK_VERBS = ("graph", "run", "compile", "sweep")
 _STATE_COLOURS = {
     "PENDING": "var(--jp-ui-font-color2, #777)",
     "RUNNING": "var(--jp-brand-color1, #1976d2)",
@@ -133,6 +133,8 @@ class MlkMagics(Magics):  # type: ignore[misc]
                 return self._run(argv)
             if verb == "runs" and "--json" not in argv:
                 return self._runs(argv)
+            if verb == "sweep" and not {"--json", "--resume", "--dry-run"} & set(argv):
+                return self._sweep(argv)
             return self._cli(argv)
         except MlkError as exc:
             raise UsageError(str(exc)) from None
@@ -200,6 +202,63 @@ class MlkMagics(Magics):  # type: ignore[misc]
             f"<th>parameters</th><th>metrics</th></tr></thead><tbody>{rows}</tbody></table>"
         )
 
+    def _sweep(self, argv: list[str]) -> None:
+        """A local sweep with a live trials table, then the plots."""
+        import argparse
+
+        from jupyter_mlk.cli.pipeline import load_graph
+        from jupyter_mlk.cli.tuning import build_spec, register as register_verbs
+        from jupyter_mlk.notebook.params import parse_assignments, resolve_overrides
+        from jupyter_mlk.store.workspace import Workspace
+        from jupyter_mlk.tuning.local import LocalSweep, check_against_notebook, make_sampler
+        from jupyter_mlk.tuning.store import SweepStore, new_sweep_id
+
+        parser = argparse.ArgumentParser(prog="jupyter mlk", add_help=False)
+        register_verbs(parser.add_subparsers(dest="verb"))
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:
+            raise UsageError(
+                "%mlk sweep [--notebook PATH] --spec FILE | --param NAME=TYPE:SPEC"
+                " ... --objective NAME [--trials N] [--parallel N]"
+            ) from None
+        if args.backend != "local":
+            self._cli(argv)
+            return
+        spec, warnings = build_spec(args)
+        graph = load_graph(args.notebook)
+        fixed = parse_assignments(args.fixed)
+        resolve_overrides(graph.parameters, fixed)
+        warnings += check_against_notebook(spec, graph)
+        make_sampler(spec)
+        for w in warnings:
+            print(f"warning: {w}")
+        ws = Workspace()
+        store = SweepStore(ws.root)
+        sweep_id = new_sweep_id()
+        store.create_sweep(sweep_id, str(graph.path), spec.to_dict(), fixed)
+        handle = _display({"text/html": sweep_html(store.get_sweep(sweep_id))}, display_id=True)
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if handle is not None:
+                live = SweepStore(ws.root)  # events come from the sweep's worker threads
+                try:
+                    handle.update({"text/html": sweep_html(live.get_sweep(sweep_id))}, raw=True)
+                finally:
+                    live.close()
+
+        result = LocalSweep(ws.root, graph, spec, fixed, sweep_id, on_event).run()
+        if handle is not None:
+            handle.update({"text/html": sweep_html(result)}, raw=True)
+        if any(t["objective"] is not None for t in result["trials"]):
+            plot = sweep_plot(result)
+            _display(
+                {
+                    "application/vnd.vegalite.v5+json": plot,
+                    "text/plain": f"<plot of {len(result['trials'])} trials>",
+                }
+            )
+
     def _run(self, argv: list[str]) -> Any:
         import argparse
 
@@ -253,6 +312,73 @@ class MlkMagics(Magics):  # type: ignore[misc]
         if result.metrics:
             print("metrics: " + ", ".join(f"{k}={v:g}" for k, v in result.metrics.items()))
         return None
+
+
+def sweep_html(sweep: dict[str, Any]) -> str:
+    """The trials table of a sweep, best trial marked."""
+    spec = sweep["spec"]
+    names = [p["name"] for p in spec["parameters"]]
+    best = (sweep.get("best") or {}).get("number")
+    rows = []
+    for t in sweep["trials"]:
+        value = f"{t['objective']:.6g}" if t["objective"] is not None else ""
+        mark = " &#9733;" if t["number"] == best else ""
+        cells = "".join(f"<td>{html.escape(str(t['params'].get(n, '')))}</td>" for n in names)
+        rows.append(
+            f"<tr><td>{t['number']}{mark}</td><td>{_badge(t['state'])}</td>{cells}"
+            f"<td>{value}</td><td>{html.escape(t.get('error') or '')}</td></tr>"
+        )
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    title = f"sweep {html.escape(sweep['id'])} {_badge(sweep['state'])}"
+    if sweep.get("reason"):
+        title += f" &middot; {html.escape(sweep['reason'])}"
+    return (
+        f"<div><b>{title}</b><table><thead><tr><th>#</th><th>state</th>{head}"
+        f"<th>{html.escape(spec['objective'])}</th><th></th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def sweep_plot(sweep: dict[str, Any]) -> dict[str, Any]:
+    """A Vega-Lite spec: the objective over trials, and against each parameter."""
+    spec = sweep["spec"]
+    objective = spec["objective"]
+    values = [
+        {"trial": t["number"], objective: t["objective"], **t["params"]}
+        for t in sweep["trials"]
+        if t["objective"] is not None
+    ]
+    charts: list[dict[str, Any]] = [
+        {
+            "title": f"{objective} over trials",
+            "mark": {"type": "line", "point": True},
+            "encoding": {
+                "x": {"field": "trial", "type": "quantitative"},
+                "y": {"field": objective, "type": "quantitative", "scale": {"zero": False}},
+            },
+        }
+    ]
+    for p in spec["parameters"]:
+        kind = "nominal" if p["type"] in ("categorical",) else "quantitative"
+        charts.append(
+            {
+                "title": f"{p['name']} vs {objective}",
+                "mark": "point",
+                "encoding": {
+                    "x": {
+                        "field": p["name"],
+                        "type": kind,
+                        **({"scale": {"type": "log"}} if p.get("log") else {}),
+                    },
+                    "y": {"field": objective, "type": "quantitative", "scale": {"zero": False}},
+                },
+            }
+        )
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "data": {"values": values},
+        "hconcat": charts,
+    }
 
 
 def register(ipython: Any) -> None:

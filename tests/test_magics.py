@@ -74,3 +74,18 @@ def test_compile_writes_the_yaml(shell: InteractiveShell, workspace: Path) -> No
     with capture_output():
         shell.run_line_magic("mlk", f"compile -o {workspace / 'out.yaml'}")
     assert "pipelineInfo" in (workspace / "out.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_sweep_from_the_magic_shows_the_table_and_the_plots(shell: InteractiveShell) -> None:
+    with capture_output() as captured:
+        shell.run_line_magic(
+            "mlk",
+            "sweep --param n_estimators=int:10:30 --objective accuracy "
+            "--algorithm random --trials 2",
+        )
+    tables = [o.data["text/html"] for o in captured.outputs if "text/html" in o.data]
+    assert "sweep s-" in tables[0] and "PENDING" in tables[0]
+    assert "SUCCEEDED" in tables[-1] and "&#9733;" in tables[-1]  # updated live, best marked
+    plot = captured.outputs[-1].data["application/vnd.vegalite.v5+json"]
+    assert len(plot["hconcat"]) == 2 and len(plot["data"]["values"]) == 2
