@@ -92,7 +92,7 @@ def graph_html(graph: Any) -> str:
     )
 
 
-def _display(data: dict[str, str], **kwargs: Any) -> Any:
+def _display(data: dict[str, Any], **kwargs: Any) -> Any:
     return display(data, raw=True, **kwargs)  # type: ignore[no-untyped-call]
 
 
@@ -207,7 +207,8 @@ class MlkMagics(Magics):  # type: ignore[misc]
         import argparse
 
         from jupyter_mlk.cli.pipeline import load_graph
-        from jupyter_mlk.cli.tuning import build_spec, register as register_verbs
+        from jupyter_mlk.cli.tuning import build_spec
+        from jupyter_mlk.cli.tuning import register as register_verbs
         from jupyter_mlk.notebook.params import parse_assignments, resolve_overrides
         from jupyter_mlk.store.workspace import Workspace
         from jupyter_mlk.tuning.local import LocalSweep, check_against_notebook, make_sampler

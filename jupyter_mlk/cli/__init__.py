@@ -21,6 +21,7 @@ VERB_MODULES = (
     "jupyter_mlk.cli.pipeline",
     "jupyter_mlk.cli.tuning",
     "jupyter_mlk.cli.launch",
+    "jupyter_mlk.cli.serving",
 )
 
 
