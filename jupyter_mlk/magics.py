@@ -135,7 +135,8 @@ class MlkMagics(Magics):  # type: ignore[misc]
                 return self._runs(argv)
             if verb == "sweep" and not {"--json", "--resume", "--dry-run"} & set(argv):
                 return self._sweep(argv)
-            return self._cli(argv)
+            self._cli(argv)
+            return None
         except MlkError as exc:
             raise UsageError(str(exc)) from None
 

@@ -70,6 +70,7 @@ def register(subparsers: Any) -> None:
         help="print the run's metrics as name=value lines on stdout (for Katib)",
     )
     p.add_argument("--run-id", help=argparse.SUPPRESS)  # a run the server already recorded
+    p.add_argument("--params-file", help=argparse.SUPPRESS)  # overrides as a JSON object
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("runs", help="list the runs of this workspace")
@@ -217,6 +218,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from jupyter_mlk.store.workspace import Workspace
 
     overrides = parse_assignments(args.param)
+    if args.params_file:
+        overrides.update(json.loads(Path(args.params_file).read_text()))
     graph = load_graph(args.notebook)
     values = resolve_overrides(graph.parameters, overrides)
     if args.workers is not None and args.workers < 1:
@@ -316,7 +319,10 @@ def _run_json(ws: Any, run: dict[str, Any]) -> dict[str, Any]:
                 str(step_dir / "output.ipynb") if (step_dir / "output.ipynb").exists() else None
             ),
         }
-    return out
+    from jupyter_mlk.notebook.params import json_safe
+
+    safe: dict[str, Any] = json_safe(out)
+    return safe
 
 
 def _print_summary(ws: Any, run: dict[str, Any]) -> None:

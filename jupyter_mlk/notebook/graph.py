@@ -90,6 +90,16 @@ def _make_cell(
     return Cell(raw_index, cell_id, source, code, tags, role, step)  # type: ignore[arg-type]
 
 
+_CONTROL = ("%mlk", "%load_ext jupyter_mlk", "%reload_ext jupyter_mlk")
+
+
+def _is_control_cell(source: str) -> bool:
+    """A cell of only ``%mlk`` lines (and ``%load_ext jupyter_mlk``, comments)."""
+    lines = [ln.strip() for ln in source.splitlines() if ln.strip()]
+    code = [ln for ln in lines if not ln.startswith("#")]
+    return bool(code) and all(ln.startswith(_CONTROL) for ln in code)
+
+
 def assign_roles(nb: LoadedNotebook, diags: list[Diagnostic]) -> _Roles:
     """Give every code cell its role.
 
@@ -106,6 +116,8 @@ def assign_roles(nb: LoadedNotebook, diags: list[Diagnostic]) -> _Roles:
     last_step: str | None = None if has_steps else DEFAULT_STEP
     dropped: list[int] = []
     for raw, parsed in parsed_cells:
+        if _is_control_cell(raw.source):
+            continue  # `%mlk run` in the notebook drives the pipeline; it is never part of it
         for problem in parsed.problems:
             diags.append(Diagnostic("error", problem, raw.index, raw.id))
         if parsed.role == "skip":

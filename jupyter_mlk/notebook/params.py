@@ -13,6 +13,7 @@ import ast
 import datetime as _dt
 import difflib
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +57,17 @@ def to_json_value(value: Any) -> Any:
         return [to_json_value(v) for v in value]
     if isinstance(value, dict):
         return {str(k): to_json_value(v) for k, v in value.items()}
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: what strict JSON (browsers) can read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
     return value
 
 

@@ -520,7 +520,14 @@ def cancel_run(workspace: Workspace, ref: str, wait: float = 15.0) -> dict[str, 
     run = store.request_cancel(ref)
     if run["state"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
         return run
-    if run.get("pid") and run["pid"] != os.getpid():
+    if not run.get("pid"):
+        # Recorded for an executor that has not adopted it yet (or never started): nothing
+        # runs, so the run ends here; an executor that comes later refuses to adopt it.
+        store.update_run(
+            run["id"], state="CANCELLED", finished=time.time(), error="cancelled before it started"
+        )
+        return store.get_run(run["id"])
+    if run["pid"] != os.getpid():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(run["pid"], signal.SIGTERM)
     deadline = time.time() + wait

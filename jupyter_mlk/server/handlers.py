@@ -50,7 +50,9 @@ def _errors(method: Handler) -> Handler:
             await method(self, *args, **kwargs)
         except MlkError as exc:
             self.set_status(_status_for(exc))
-            body: dict[str, Any] = {"message": str(exc), "reason": type(exc).__name__}
+            # paths inside the server's root are shown as the user sees them in Lab
+            message = str(exc).replace(str(self.root) + os.sep, "")
+            body: dict[str, Any] = {"message": message, "reason": type(exc).__name__}
             if isinstance(exc, GraphError):
                 body["diagnostics"] = exc.diagnostics
             self.finish(json.dumps(body))
@@ -97,9 +99,11 @@ class MlkHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
         return data
 
     def reply(self, data: Any, status: int = 200) -> None:
+        from jupyter_mlk.notebook.params import json_safe
+
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, default=str))
+        self.finish(json.dumps(json_safe(data), default=str, allow_nan=False))
 
     def run_json(self, run: dict[str, Any]) -> dict[str, Any]:
         keys = (
@@ -234,12 +238,13 @@ class RunsHandler(MlkHandler):
         values = resolve_overrides(graph.parameters, overrides)
         run_id = new_run_id()
         ws = self.workspace
-        ws.store.create_run(
+        ws.store.create_run(  # owned by the executor process started below
             run_id,
             str(path),
             {k: to_json_value(v) for k, v in values.items()},
             [s.name for s in graph.steps],
             graph=graph.to_dict(),
+            owned=False,
         )
         self._spawn(run_id, path, overrides, bool(body.get("no_cache")), workers)
         self.reply(self.run_json(ws.store.get_run(run_id)), status=201)
@@ -255,14 +260,16 @@ class RunsHandler(MlkHandler):
         """The run goes on in its own process: it survives the tab and never blocks us."""
         ws = self.workspace
         argv = [sys.executable, "-m", "jupyter_mlk.cli", "run", str(path), "--run-id", run_id]
-        for name, value in overrides.items():
-            argv += ["-p", f"{name}={value}"]
+        log_dir = ws.run_dir(run_id)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if overrides:  # in a file: a command line has a length limit, values do not
+            params_file = log_dir / "params.json"
+            params_file.write_text(json.dumps(overrides))
+            argv += ["--params-file", str(params_file)]
         if no_cache:
             argv.append("--no-cache")
         if workers:
             argv += ["--workers", str(workers)]
-        log_dir = ws.run_dir(run_id)
-        log_dir.mkdir(parents=True, exist_ok=True)
         with open(log_dir / "executor.log", "wb") as log:
             proc = subprocess.Popen(
                 argv,
@@ -294,9 +301,16 @@ class CancelHandler(MlkHandler):
     @_errors
     async def post(self, run_id: str) -> None:
         from jupyter_mlk.pipeline.executor import cancel_run
+        from jupyter_mlk.store.workspace import Workspace
 
-        run = await self.in_thread(cancel_run, self.workspace, run_id, 10.0)
-        self.reply(self.run_json(run))
+        def cancel() -> dict[str, Any]:
+            ws = Workspace(self.settings["mlk_workspace"])  # SQLite: one connection a thread
+            try:
+                return cancel_run(ws, run_id, 10.0)
+            finally:
+                ws.close()
+
+        self.reply(self.run_json(await self.in_thread(cancel)))
 
 
 class _StepFileHandler(MlkHandler):

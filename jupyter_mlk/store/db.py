@@ -140,9 +140,11 @@ class RunStore:
         backend: str = "local",
         graph: dict[str, Any] | None = None,
         labels: dict[str, Any] | None = None,
+        owned: bool = True,
     ) -> None:
+        """Record a PENDING run; ``owned=False`` when another process will adopt it."""
         now = time.time()
-        pid = os.getpid()
+        pid = os.getpid() if owned else None
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO runs (id, notebook, state, backend, created, params, pid, "
@@ -154,7 +156,7 @@ class RunStore:
                     now,
                     json.dumps(params),
                     pid,
-                    process_start(pid),
+                    process_start(pid) if pid else None,
                     json.dumps(graph) if graph else None,
                     json.dumps(labels or {}),
                 ),

@@ -75,7 +75,7 @@ export interface IGraphStep {
   outputs: string[];
   after: string[];
   prev_tags: string[];
-  condition: string | null;
+  condition: ICondition | null;
   resources: IResources;
   functions_used?: string[];
   metrics: string[];
@@ -267,6 +267,15 @@ export interface ISweepStateEvent {
 }
 
 /** A notebook server of the launcher (no token: the server asks for it). */
+/** An ``if:`` condition of a step, as the graph JSON gives it. */
+export interface ICondition {
+  text: string;
+  left: string;
+  op: string;
+  right: JSONValue;
+  right_is_parameter: boolean;
+}
+
 export interface IServer {
   id: string;
   name: string;

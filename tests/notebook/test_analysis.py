@@ -354,3 +354,17 @@ def test_a_step_continued_after_another_cannot_read_from_it(tmp_path: Path) -> N
     )
     message = graph.errors[0].message
     assert "give cell 2 a step name of its own" in message and "starts before it" in message
+
+
+def test_mlk_magic_cells_are_never_part_of_the_pipeline(tmp_path: Path) -> None:
+    graph = graph_of(
+        tmp_path,
+        [
+            (["step:a"], "x = 1"),
+            (["metrics"], "x"),
+            ([], "%load_ext jupyter_mlk\n%mlk run -p x=2"),
+            ([], "# drive it\n%mlk graph"),
+        ],
+    )
+    assert not graph.diagnostics
+    assert graph.metrics == {"x": "a"}

@@ -244,3 +244,44 @@ async def test_events_announce_run_state_changes(
     assert ("", "SUCCEEDED") in states and ("train", "SUCCEEDED") in states
     assert all(e["notebook"] == "iris.ipynb" for e in seen)
     logging.getLogger(__name__).debug("events: %s", states)
+
+
+async def test_cancel_through_the_api_and_a_run_nobody_adopted(
+    jp_fetch: Any, iris_root: Path
+) -> None:
+    from jupyter_mlk.store.workspace import Workspace
+
+    store = Workspace(iris_root).store
+    store.create_run("r-orphan", str(iris_root / "iris.ipynb"), {}, ["load"], owned=False)
+    code, run = await fetch(jp_fetch, "runs", "r-orphan", "cancel", method="POST", body={})
+    assert code == 200 and run["state"] == "CANCELLED"
+    code, _ = await fetch(jp_fetch, "runs", "r-missing", "cancel", method="POST", body={})
+    assert code == 404
+
+
+async def test_huge_and_non_finite_values_are_served(jp_fetch: Any, iris_root: Path) -> None:
+    nb = json.loads((iris_root / "iris.ipynb").read_text())
+    nb["cells"][2]["source"] = (
+        "n_estimators = 50\nmax_depth = 3\naccuracy_threshold = 0.9\nlabel = 'x'"
+    )
+    (iris_root / "iris.ipynb").write_text(json.dumps(nb))
+    code, run = await fetch(
+        jp_fetch,
+        "runs",
+        method="POST",
+        body={
+            "path": "iris.ipynb",
+            "params": {"label": "y" * 200_000, "accuracy_threshold": "nan"},
+        },
+    )
+    assert code == 201, run
+    code, listed = await fetch(jp_fetch, "runs")
+    assert code == 200 and listed["runs"][0]["params"]["accuracy_threshold"] is None
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        code, current = await fetch(jp_fetch, "runs", run["id"])
+        if current["state"] not in ("PENDING", "RUNNING"):
+            break
+        await asyncio.sleep(0.3)
+    assert current["state"] == "SUCCEEDED", current
+    assert len(current["params"]["label"]) == 200_000

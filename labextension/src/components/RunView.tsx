@@ -160,7 +160,7 @@ function StepDetails(
       <Pairs title={trans.__('Metrics')} values={metrics} />
       {step.error && (
         <pre className="jp-Mlk-notice jp-Mlk-notice-error">
-          {String(step.error['message'] ?? JSON.stringify(step.error, null, 2))}
+          {describeStepError(step.error)}
         </pre>
       )}
       {logError && <div className="jp-Mlk-notice">{logError}</div>}
@@ -237,4 +237,32 @@ async function edgesOf(run: IRun, api: IMlkApi): Promise<[string, string][]> {
   } catch {
     return [];
   }
+}
+
+/** A step's error as a person reads it: what, where, then the traceback. */
+export function describeStepError(error: { [key: string]: JSONValue }): string {
+  const text = (key: string): string =>
+    error[key] === undefined || error[key] === null ? '' : String(error[key]);
+  if (!error['ename'] && error['reason']) {
+    return text('reason');
+  }
+  const where: string[] = [];
+  if (text('cell_index')) {
+    where.push(`cell ${text('cell_index')} (id ${text('cell_id')})`);
+  }
+  if (text('line')) {
+    where.push(`line ${text('line')}`);
+  }
+  const head = `${text('ename') || 'Error'}: ${text('evalue') || text('message')}`;
+  const lines = [head];
+  if (where.length) {
+    lines.push(
+      `in ${where.join(', ')}` +
+        (text('source_line') ? `: ${text('source_line').trim()}` : '')
+    );
+  }
+  if (text('traceback')) {
+    lines.push('', text('traceback'));
+  }
+  return lines.join('\n');
 }

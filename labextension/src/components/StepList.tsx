@@ -112,7 +112,7 @@ function StepCard(props: {
         <span className="jp-Mlk-stepName">{step.name}</span>
         {step.condition && (
           <span className="jp-Mlk-chip jp-Mlk-chip-condition">
-            {trans.__('if %1', step.condition)}
+            {trans.__('if %1', step.condition.text)}
           </span>
         )}
         {resourceChips(step).map(chip => (
