@@ -36,7 +36,7 @@ def _status_for(exc: MlkError) -> int:
         return 404
     if isinstance(exc, RunError) and ("no run" in text or "has no step" in text):
         return 404
-    if "no sweep" in text:
+    if "no sweep" in text or "no deployment" in text:
         return 404
     return 400 if exc.user_error else 500
 

@@ -15,9 +15,11 @@ from tornado.httpclient import HTTPClientError
 
 from jupyter_mlk.server.handlers import ROUTES as RUN_ROUTES
 from jupyter_mlk.server.handlers import MlkHandler
+from jupyter_mlk.server.deployments import ROUTES as DEPLOY_ROUTES
 from jupyter_mlk.server.launches import ROUTES as LAUNCH_ROUTES
+from jupyter_mlk.server.sweeps import ROUTES as SWEEP_ROUTES
 
-ROUTES = RUN_ROUTES + LAUNCH_ROUTES
+ROUTES = RUN_ROUTES + LAUNCH_ROUTES + SWEEP_ROUTES + DEPLOY_ROUTES
 
 SPEC = yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "jupyter_mlk/server/openapi.yaml").read_text()
@@ -196,13 +198,21 @@ async def test_every_route_requires_authentication(
 
     client = AsyncHTTPClient()
     base = f"http://127.0.0.1:{jp_serverapp.port}{jp_serverapp.base_url}"
-    samples = {"run_id": "r-x", "step": "s", "digest": "0" * 64, "file": "f", "name": "n"}
+    samples = {
+        "run_id": "r-x",
+        "step": "s",
+        "digest": "0" * 64,
+        "file": "f",
+        "name": "n",
+        "sweep_id": "s-x",
+    }
     assert ROUTES
     for pattern, handler in ROUTES:
         url = base + pattern.lstrip("/")
         for name, value in samples.items():
             url = url.replace(f"(?P<{name}>[^/]+)", value)
-        for method in ("GET", "POST"):
+        url = url.replace("(?P<action>[a-z]+)", "promote")
+        for method in ("GET", "POST", "DELETE"):
             if getattr(handler, method.lower()) is getattr(MlkHandler, method.lower()):
                 continue
             resp = await client.fetch(
