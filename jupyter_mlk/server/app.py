@@ -89,9 +89,9 @@ class MlkExtension(ExtensionApp):  # type: ignore[misc]
         self.culler.start()
 
     def initialize_handlers(self) -> None:
+        from jupyter_mlk.server.deployments import ROUTES as DEPLOY_ROUTES
         from jupyter_mlk.server.handlers import ROUTES
         from jupyter_mlk.server.launches import ROUTES as LAUNCH_ROUTES
-        from jupyter_mlk.server.deployments import ROUTES as DEPLOY_ROUTES
         from jupyter_mlk.server.sweeps import ROUTES as SWEEP_ROUTES
 
         self.handlers.extend(ROUTES + LAUNCH_ROUTES + SWEEP_ROUTES + DEPLOY_ROUTES)

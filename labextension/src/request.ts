@@ -7,6 +7,8 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import {
   ICompileResult,
+  IDeployment,
+  IDeployRequest,
   IGraph,
   ILogs,
   IMlkApi,
@@ -216,6 +218,43 @@ export class MlkApi implements IMlkApi {
 
   stopServer(name: string): Promise<IServer> {
     return this._request<IServer>(`servers/${quote(name)}/stop`, post({}));
+  }
+
+  async listDeployments(): Promise<IDeployment[]> {
+    const body = await this._request<{ deployments: IDeployment[] }>(
+      'deployments'
+    );
+    return body.deployments;
+  }
+
+  deploy(request: IDeployRequest): Promise<IDeployment> {
+    return this._request<IDeployment>('deployments', {
+      method: 'POST',
+      body: JSON.stringify(request)
+    });
+  }
+
+  undeploy(name: string): Promise<{ name: string; removed: boolean }> {
+    return this._request(`deployments/${quote(name)}`, { method: 'DELETE' });
+  }
+
+  promoteDeployment(name: string): Promise<IDeployment> {
+    return this._request(`deployments/${quote(name)}/promote`, post({}));
+  }
+
+  rollbackDeployment(name: string): Promise<IDeployment> {
+    return this._request(`deployments/${quote(name)}/rollback`, post({}));
+  }
+
+  setDeploymentTraffic(name: string, percent: number): Promise<IDeployment> {
+    return this._request(
+      `deployments/${quote(name)}/traffic`,
+      post({ percent })
+    );
+  }
+
+  predict(name: string, data: JSONValue): Promise<JSONValue> {
+    return this._request(`deployments/${quote(name)}/predict`, post({ data }));
   }
 
   private _request<T>(endpoint: string, init: RequestInit = {}): Promise<T> {

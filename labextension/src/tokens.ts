@@ -18,6 +18,8 @@ export namespace CommandIDs {
   export const openSweep = 'mlk:open-sweep';
   export const cancelSweep = 'mlk:cancel-sweep';
   export const refreshServers = 'mlk:refresh-servers';
+  export const deployModel = 'mlk:deploy-model';
+  export const refreshDeployments = 'mlk:refresh-deployments';
 }
 
 /** The id of the settings schema (schema/plugin.json). */
@@ -323,6 +325,57 @@ export interface ILaunchEvent {
   message: string;
 }
 
+/** Where a deployed version came from: the run, step and value, or a file. */
+export interface ILineage {
+  run_id?: string;
+  step?: string;
+  variable?: string;
+  notebook?: string;
+  path?: string;
+  sha256?: string;
+  [key: string]: JSONValue | undefined;
+}
+
+export interface IDeploymentVersion {
+  version: number;
+  model_ref: string;
+  format: string;
+  lineage: ILineage;
+  status: string;
+  error?: string | null;
+  created?: string | number | null;
+  storage_uri?: string | null;
+}
+
+export interface ITrafficShare {
+  version: number;
+  role: 'stable' | 'canary';
+  percent: number;
+}
+
+/** A deployment as GET /mlk/api/deployments lists it. */
+export interface IDeployment {
+  name: string;
+  backend: string;
+  namespace?: string | null;
+  status: 'RUNNING' | 'PENDING' | 'FAILED' | 'STOPPED' | string;
+  url?: string | null;
+  endpoints?: { v1?: string | null; v2?: string | null };
+  traffic: ITrafficShare[];
+  versions: IDeploymentVersion[];
+  created?: string | number | null;
+  updated?: string | number | null;
+}
+
+/** The body of POST /mlk/api/deployments. */
+export interface IDeployRequest {
+  /** `RUN:VARIABLE` or `RUN:STEP/VARIABLE` (or a file, an s3:// URI). */
+  model: string;
+  name: string;
+  canary_percent?: number;
+  backend?: 'local' | 'kubernetes';
+}
+
 /** The REST API of the server extension, one method per route. */
 export interface IMlkApi {
   getGraph(path: string, content?: JSONValue): Promise<IGraph>;
@@ -349,6 +402,14 @@ export interface IMlkApi {
     request: ILaunchRequest
   ): Promise<{ name: string; state: string }>;
   stopServer(name: string): Promise<IServer>;
+  listDeployments(): Promise<IDeployment[]>;
+  deploy(request: IDeployRequest): Promise<IDeployment>;
+  undeploy(name: string): Promise<{ name: string; removed: boolean }>;
+  promoteDeployment(name: string): Promise<IDeployment>;
+  rollbackDeployment(name: string): Promise<IDeployment>;
+  setDeploymentTraffic(name: string, percent: number): Promise<IDeployment>;
+  /** The model's answer to `data`: rows, a V1 body or a V2 body. */
+  predict(name: string, data: JSONValue): Promise<JSONValue>;
 }
 
 /** One cell of the current notebook, as the tag editor needs it. */

@@ -13,9 +13,9 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 from tornado.httpclient import HTTPClientError
 
+from jupyter_mlk.server.deployments import ROUTES as DEPLOY_ROUTES
 from jupyter_mlk.server.handlers import ROUTES as RUN_ROUTES
 from jupyter_mlk.server.handlers import MlkHandler
-from jupyter_mlk.server.deployments import ROUTES as DEPLOY_ROUTES
 from jupyter_mlk.server.launches import ROUTES as LAUNCH_ROUTES
 from jupyter_mlk.server.sweeps import ROUTES as SWEEP_ROUTES
 
