@@ -221,6 +221,8 @@ def _merge_options(
     node_selector: dict[str, str] = {}
     tolerations: list[str] = []
     first = draft.cells[0] if draft.cells else None
+    deploy: tuple[str, str | None] | None = None
+    canary: int | None = None
     for t in draft.tags:
         prev += [p for p in t.prev if p not in prev]
         if t.condition:
@@ -256,7 +258,14 @@ def _merge_options(
             cache = False
         node_selector.update(t.node_selector)
         tolerations += t.tolerations
+        if t.deploy:
+            deploy = t.deploy
+        if t.canary is not None:
+            canary = t.canary
     resources = Resources(
+        deploy=deploy[0] if deploy else None,
+        deploy_variable=deploy[1] if deploy else None,
+        canary=canary,
         limits=tuple(sorted(limits.items())),
         gpus=gpus,
         image=image,
@@ -471,9 +480,11 @@ def _resolve(
         reads = list(info.reads)
         cond = scan.condition
         first = scan.draft.cells[0]
-        if cond is not None:
-            from jupyter_mlk.notebook.analysis import Read
+        from jupyter_mlk.notebook.analysis import Read
 
+        if scan.resources.deploy is not None:  # the model it deploys is an input
+            reads.append(Read(scan.resources.deploy_variable or "model", first.index, 1))
+        if cond is not None:
             reads.append(Read(cond.left, first.index, 1))
             if cond.right_is_parameter:
                 if cond.right in param_names:
@@ -571,6 +582,7 @@ def _resolve(
         step_metrics = list(scan.draft.metric_names)
         for m in step_metrics:
             metrics[m] = name
+        resources = _check_deploy(scan, inputs_of[name], diags)
         steps.append(
             Step(
                 name=name,
@@ -584,7 +596,7 @@ def _resolve(
                 after=tuple(sorted(after, key=lambda s: names_order.get(s, 0))),
                 prev_tags=tuple(scan.prev),
                 condition=scan.condition,
-                resources=scan.resources,
+                resources=resources,
                 functions_used=tuple(scan.scanner.info.functions_used),
                 metrics=tuple(step_metrics),
                 metric_cells=tuple(scan.draft.metric_cells),
@@ -592,6 +604,32 @@ def _resolve(
         )
     _check_cycles(steps, diags)
     return steps, metrics
+
+
+def _check_deploy(scan: _StepScan, inputs: dict[str, str], diags: list[Diagnostic]) -> Resources:
+    """``deploy:NAME[:VARIABLE]`` deploys a model the step reads from an earlier step."""
+    res = scan.resources
+    if res.deploy is None:
+        return res
+    variable = res.deploy_variable or ("model" if "model" in inputs else None)
+    if variable is None or variable not in inputs:
+        first = scan.draft.cells[0]
+        reads = ", ".join(sorted(inputs)) or "nothing from other steps"
+        diags.append(
+            Diagnostic(
+                "error",
+                f"deploy:{res.deploy} deploys a model the step reads from an earlier step, and "
+                f"{variable or 'model'!r} is not one (the step reads: {reads}); write "
+                f"deploy:{res.deploy}:VARIABLE",
+                first.index,
+                first.id,
+                scan.draft.name,
+            )
+        )
+        return res
+    from dataclasses import replace
+
+    return replace(res, deploy_variable=variable)
 
 
 def _unknown_name(

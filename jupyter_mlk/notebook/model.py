@@ -113,9 +113,15 @@ class Resources:
     cache: bool = True
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[str, ...] = ()
+    deploy: str | None = None  # deploy:NAME: the deployment the step's model goes to
+    deploy_variable: str | None = None
+    canary: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "deploy": self.deploy,
+            "deploy_variable": self.deploy_variable,
+            "canary": self.canary,
             "limits": dict(self.limits),
             "gpus": self.gpus,
             "image": self.image,

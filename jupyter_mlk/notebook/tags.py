@@ -32,7 +32,10 @@ KNOWN_PREFIXES = (
     "cache",
     "node",
     "toleration",
+    "deploy",
+    "canary",
 )
+_DEPLOY_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,43}[a-z0-9])?$")
 
 _CONDITION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(==|!=|>=|<=|>|<)(\S+)$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -54,6 +57,8 @@ class CellTags:
     cache: bool | None = None
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[str] = field(default_factory=list)
+    deploy: tuple[str, str | None] | None = None  # deployment name, variable
+    canary: int | None = None
     unknown: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -68,6 +73,8 @@ class CellTags:
             or self.cache is not None
             or self.node_selector
             or self.tolerations
+            or self.deploy
+            or self.canary is not None
         )
 
 
@@ -165,6 +172,20 @@ def _parse_option(tags: CellTags, tag: str) -> None:
             tags.problems.append(f"tag {tag!r}: write toleration:KEY[=VALUE][:EFFECT]")
         else:
             tags.tolerations.append(value)
+    elif prefix == "deploy":
+        name, _, variable = value.partition(":")
+        if not _DEPLOY_NAME.match(name) or (variable and not _IDENT.match(variable)):
+            tags.problems.append(
+                f"tag {tag!r}: write deploy:NAME or deploy:NAME:VARIABLE, NAME in lower-case "
+                "letters, digits and - (at most 45), e.g. deploy:iris:model"
+            )
+        else:
+            tags.deploy = (name, variable or None)
+    elif prefix == "canary":
+        if not value.isdigit() or not 1 <= int(value) <= 99:
+            tags.problems.append(f"tag {tag!r}: the canary share is a percent, e.g. canary:10")
+        else:
+            tags.canary = int(value)
 
 
 def parse_tags(raw: tuple[str, ...]) -> CellTags:

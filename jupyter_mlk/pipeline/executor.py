@@ -440,6 +440,10 @@ class LocalExecutor:
                 return
             st.metrics = result.get("metrics", {})
             st.values = result.get("values", {})
+            deployed = self._deploy(st, run_id)
+            if deployed is not None:
+                self._finish(st, run_id, "FAILED", error=deployed)
+                return
             if st.cache_key:
                 self.ws.store.cache_put(
                     st.cache_key, st.step.name, run_id, st.outputs, st.metrics, st.values
@@ -449,6 +453,29 @@ class LocalExecutor:
             for p in st.tmp_outputs.values():
                 shutil.rmtree(p, ignore_errors=True)
             self._finish(st, run_id, "FAILED", error=result.get("error"))
+
+    def _deploy(self, st: _StepState, run_id: str) -> dict[str, Any] | None:
+        """``deploy:NAME``: serve the step's model once the step succeeded; an error dict
+        when that fails (the step then fails)."""
+        res = st.step.resources
+        if res.deploy is None or res.deploy_variable is None:
+            return None
+        from jupyter_mlk.errors import MlkError
+        from jupyter_mlk.serving import deploy_model
+
+        producer = st.step.inputs[res.deploy_variable]
+        ref = f"{run_id}:{producer}/{res.deploy_variable}"
+        try:
+            result = deploy_model(self.ws, ref, res.deploy, canary_percent=res.canary)
+        except MlkError as exc:
+            return {"ename": type(exc).__name__, "evalue": f"deploy:{res.deploy}: {exc}"}
+        st.values["deployment"] = {
+            "name": res.deploy,
+            "model": ref,
+            "url": result.get("url") if isinstance(result, dict) else None,
+        }
+        log.info("run %s: step %s deployed %s as %s", run_id, st.step.name, ref, res.deploy)
+        return None
 
     def _finish(
         self,

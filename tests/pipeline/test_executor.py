@@ -301,3 +301,60 @@ def test_two_runs_at_once_in_one_workspace_do_not_clobber_each_other(
     assert results == ["RESULT 190", "RESULT 45"]
     runs = Workspace(workspace).store.list_runs()
     assert sorted(r["state"] for r in runs) == ["SUCCEEDED", "SUCCEEDED"]
+
+
+def test_a_deploy_tagged_step_deploys_the_model_it_reads(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jupyter_mlk.serving import list_deployments, predict, stop_server
+
+    write_notebook(
+        workspace / "nb.ipynb",
+        [
+            (
+                ["imports"],
+                "from sklearn.datasets import load_iris\n"
+                "from sklearn.tree import DecisionTreeClassifier",
+            ),
+            (["parameters"], "threshold = 0.5"),
+            (
+                ["step:train"],
+                "X, y = load_iris(return_X_y=True)\n"
+                "model = DecisionTreeClassifier(random_state=0).fit(X, y)\n"
+                "accuracy = float(model.score(X, y))",
+            ),
+            (["step:deploy", "if:accuracy>=threshold", "deploy:iris-tree"], "print('deploying')"),
+        ],
+    )
+    try:
+        code, run = _run_json(capsys, "run", "nb.ipynb")
+        assert code == 0, run
+        ws = Workspace(workspace)
+        deployments = list_deployments(ws)
+        assert [d["name"] for d in deployments] == ["iris-tree"]
+        assert deployments[0]["versions"][0]["lineage"]["step"] == "train"
+        answer = predict(ws, "iris-tree", [[5.1, 3.5, 1.4, 0.2]])
+        assert answer["predictions"] == [0]
+        code, run = _run_json(capsys, "run", "nb.ipynb", "-p", "threshold=2")
+        assert run["steps"]["deploy"]["state"] == "SKIPPED"
+    finally:
+        stop_server(Workspace(workspace))
+
+
+def test_deploy_needs_a_model_the_step_reads(workspace: Path) -> None:
+    from jupyter_mlk.notebook.graph import build_graph
+
+    graph = build_graph(
+        write_notebook(
+            workspace / "nb.ipynb",
+            [(["step:a"], "clf = 1"), (["step:b", "deploy:x"], "print(clf)")],
+        )
+    )
+    assert any("deploy:x:VARIABLE" in e.message for e in graph.errors)
+    graph = build_graph(
+        write_notebook(
+            workspace / "nb.ipynb",
+            [(["step:a"], "clf = 1"), (["step:b", "deploy:x:clf"], "print(clf)")],
+        )
+    )
+    assert not graph.errors and graph.step("b").resources.deploy_variable == "clf"
