@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import signal
 import sys
@@ -233,26 +232,11 @@ def show_sweep(ref: str, as_json: bool) -> int:
 
 def cancel_sweep(ref: str, as_json: bool) -> int:
     """``jupyter mlk cancel SWEEP``: stop its trials, leave no process behind."""
-    import os
-    import time
-
     from jupyter_mlk.store.workspace import Workspace
     from jupyter_mlk.tuning.store import SweepStore
+    from jupyter_mlk.tuning.store import cancel_sweep as cancel
 
-    store = SweepStore(Workspace().root)
-    sweep = store.get_sweep(ref)
-    if sweep["state"] in ("PENDING", "RUNNING"):
-        store.update_sweep(sweep["id"], cancel_requested=1)
-        if sweep["pid"] and sweep["pid"] != os.getpid():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(sweep["pid"], signal.SIGTERM)
-        deadline = time.time() + 20
-        while time.time() < deadline and store.get_sweep(sweep["id"])["state"] in (
-            "PENDING",
-            "RUNNING",
-        ):
-            time.sleep(0.2)
-        sweep = store.get_sweep(sweep["id"])
+    sweep = cancel(SweepStore(Workspace().root), ref)
     if as_json:
         print(json.dumps({"id": sweep["id"], "state": sweep["state"]}))
     else:

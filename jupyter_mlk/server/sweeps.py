@@ -78,7 +78,7 @@ class SweepsHandler(MlkHandler):
         ws = self.workspace
         store = SweepStore(ws.root)
         try:
-            store.create_sweep(sweep_id, str(path), spec.to_dict(), fixed)
+            store.create_sweep(sweep_id, str(path), spec.to_dict(), fixed, owned=False)
         finally:
             store.close()
         log_dir = ws.state / "sweeps" / sweep_id
@@ -121,28 +121,12 @@ class CancelSweepHandler(MlkHandler):
     @authorized
     @_errors
     async def post(self, sweep_id: str) -> None:
-        from jupyter_mlk.tuning.store import SweepStore
+        from jupyter_mlk.tuning.store import SweepStore, cancel_sweep
 
         def cancel() -> dict[str, Any]:
-            import contextlib
-            import signal
-            import time
-
-            store = SweepStore(self.workspace.root)
+            store = SweepStore(self.workspace.root)  # SQLite: one connection a thread
             try:
-                sweep = store.get_sweep(sweep_id)
-                if sweep["state"] in ("PENDING", "RUNNING"):
-                    store.update_sweep(sweep["id"], cancel_requested=1)
-                    if sweep["pid"] and sweep["pid"] != os.getpid():
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(sweep["pid"], signal.SIGTERM)
-                    deadline = time.time() + 15
-                    while time.time() < deadline and store.get_sweep(sweep["id"])["state"] in (
-                        "PENDING",
-                        "RUNNING",
-                    ):
-                        time.sleep(0.2)
-                return store.get_sweep(sweep["id"])
+                return cancel_sweep(store, sweep_id, 15.0)
             finally:
                 store.close()
 

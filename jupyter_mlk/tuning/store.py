@@ -60,8 +60,15 @@ class SweepStore:
         self.runs.close()
 
     def create_sweep(
-        self, sweep_id: str, notebook: str, spec: dict[str, Any], base_params: dict[str, str]
+        self,
+        sweep_id: str,
+        notebook: str,
+        spec: dict[str, Any],
+        base_params: dict[str, str],
+        owned: bool = True,
     ) -> None:
+        """Record a PENDING sweep; ``owned=False`` when another process will adopt it."""
+        pid = os.getpid() if owned else None
         with self.runs.transaction() as db:
             db.execute(
                 "INSERT INTO sweeps (id, notebook, spec, base_params, state, created, pid, "
@@ -72,8 +79,8 @@ class SweepStore:
                     json.dumps(spec),
                     json.dumps(base_params),
                     time.time(),
-                    os.getpid(),
-                    process_start(os.getpid()),
+                    pid,
+                    process_start(pid) if pid else None,
                 ),
             )
 
@@ -199,3 +206,34 @@ class SweepStore:
         sweep["best"] = json.loads(sweep["best"]) if sweep["best"] else None
         sweep["cancel_requested"] = bool(sweep["cancel_requested"])
         return sweep
+
+
+def cancel_sweep(store: SweepStore, ref: str, wait: float = 20.0) -> dict[str, Any]:
+    """Stop a sweep wherever it runs: its process stops every trial and leaves none behind.
+
+    A sweep no process has adopted yet (recorded by the server, not started) ends here.
+    """
+    import contextlib
+    import signal
+
+    sweep = store.get_sweep(ref)
+    if sweep["state"] not in ("PENDING", "RUNNING"):
+        return sweep
+    store.update_sweep(sweep["id"], cancel_requested=1)
+    if not sweep["pid"]:
+        store.update_sweep(
+            sweep["id"],
+            state="CANCELLED",
+            finished=time.time(),
+            reason="cancelled before it started",
+        )
+        return store.get_sweep(sweep["id"])
+    if sweep["pid"] != os.getpid():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(sweep["pid"], signal.SIGTERM)
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        if store.get_sweep(sweep["id"])["state"] not in ("PENDING", "RUNNING"):
+            break
+        time.sleep(0.2)
+    return store.get_sweep(sweep["id"])
