@@ -120,7 +120,16 @@ export function addCommands(
           void openStepNotebook(app, model, trans, id, step).catch(notifyError),
         onCancel: id =>
           void commands.execute(CommandIDs.cancelRun, { runId: id }),
-        onError: notifyError
+        onError: notifyError,
+        // The deployments plugin adds the command; without it, no buttons.
+        onDeploy: commands.hasCommand(CommandIDs.deployModel)
+          ? (id, step, variable) =>
+              void commands.execute(CommandIDs.deployModel, {
+                runId: id,
+                step,
+                variable
+              })
+          : undefined
       });
       const widget = new MainAreaWidget({ content });
       widget.id = content.id;

@@ -1,7 +1,7 @@
 /**
  * The plugins of jupyter_mlk's JupyterLab panel: the model (with its event
- * subscription and settings), the sidebar, the commands, the sweeps and the
- * notebook servers.
+ * subscription and settings), the sidebar, the commands, the sweeps, the
+ * notebook servers and the deployed models.
  */
 import {
   ILabShell,
@@ -9,13 +9,29 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import {
+  Dialog,
+  ICommandPalette,
+  Notification,
+  showDialog
+} from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
-import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import {
+  ITranslator,
+  nullTranslator,
+  TranslationBundle
+} from '@jupyterlab/translation';
 
 import { addCommands, ICommandSettings, notifyError } from './commands';
+import {
+  buildDeployRequest,
+  DeploymentsModel,
+  IDeployForm,
+  modelRef,
+  suggestName
+} from './deployments';
 import { followNotebooks } from './follow';
 import { MlkModel } from './model';
 import { MlkApi } from './request';
@@ -34,7 +50,9 @@ import {
   SETTINGS_ID,
   SWEEP_STATE_EVENT
 } from './tokens';
+import { DeployDialogBody } from './widgets/DeployDialogBody';
 import {
+  DeploymentsSection,
   MlkSidebar,
   serversSection,
   sweepsSection
@@ -271,10 +289,164 @@ const serversPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
+/**
+ * Deployed models: "Deploy…" on a run's values (the run view's buttons call
+ * the deploy command) and the Deployments section.
+ */
+const deploymentsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-mlk:deployments',
+  description: 'Deploy run outputs as models; canary, promote, try them.',
+  autoStart: true,
+  requires: [IMlkModel, IMlkSidebar],
+  optional: [ITranslator, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    model: IMlkModel,
+    sidebar: IMlkSidebar,
+    translator: ITranslator | null,
+    palette: ICommandPalette | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load(DOMAIN);
+    const deployments = new DeploymentsModel(model.api);
+    const act = (call: Promise<unknown>) =>
+      call.catch(error => {
+        notifyError(error);
+        // The list may have changed under a refused call.
+        return deployments.refresh().catch(() => undefined);
+      });
+
+    app.commands.addCommand(CommandIDs.deployModel, {
+      label: trans.__('Deploy Model…'),
+      caption: trans.__('Serve a value of a run as a model'),
+      execute: async args => {
+        const runId = String(args.runId ?? '');
+        const step = String(args.step ?? '');
+        const variable = String(args.variable ?? '');
+        if (!runId || !step || !variable) {
+          return;
+        }
+        const ref = modelRef(runId, step, variable);
+        const notebook = model.getRun(runId)?.notebook ?? variable;
+        await deployWithDialog(deployments, trans, ref, {
+          name: suggestName(notebook.split('/').pop() ?? variable),
+          canaryPercent: ''
+        });
+      }
+    });
+    app.commands.addCommand(CommandIDs.refreshDeployments, {
+      label: trans.__('Refresh Deployments'),
+      execute: () => deployments.refresh().catch(notifyError)
+    });
+    palette?.addItem({
+      command: CommandIDs.refreshDeployments,
+      category: trans.__('Pipeline')
+    });
+
+    sidebar.addSection(
+      new DeploymentsSection({
+        deployments,
+        trans,
+        onRefresh: () =>
+          void app.commands.execute(CommandIDs.refreshDeployments),
+        onUndeploy: name =>
+          void confirm(
+            trans.__('Undeploy %1?', name),
+            trans.__(
+              'Every version of %1 stops serving; its URL answers 404.',
+              name
+            ),
+            trans.__('Undeploy')
+          ).then(yes => yes && act(deployments.undeploy(name))),
+        onPromote: name => void act(deployments.promote(name)),
+        onRollback: name => void act(deployments.rollback(name)),
+        onTraffic: async (name, percent) => {
+          await act(deployments.setTraffic(name, percent));
+        },
+        onPredict: (name, data) =>
+          deployments.predict(name, data).catch(error => {
+            notifyError(error);
+            return null;
+          })
+      }),
+      3
+    );
+  }
+};
+
+/**
+ * Asks for the deployment's name and canary share, then deploys; asks again
+ * (with the problem shown) while the form is not valid. Refusals from the
+ * server are notifications with its message.
+ */
+async function deployWithDialog(
+  deployments: DeploymentsModel,
+  trans: TranslationBundle,
+  ref: string,
+  initial: IDeployForm
+): Promise<void> {
+  let form = initial;
+  for (;;) {
+    const result = await showDialog({
+      title: trans.__('Deploy %1', ref.split(':').pop() ?? ref),
+      body: new DeployDialogBody(ref, form, trans),
+      buttons: [
+        Dialog.cancelButton({ label: trans.__('Cancel') }),
+        Dialog.okButton({ label: trans.__('Deploy') })
+      ],
+      focusNodeSelector: 'input'
+    });
+    if (!result.button.accept || !result.value) {
+      return;
+    }
+    form = result.value;
+    const { request, errors } = buildDeployRequest(ref, form);
+    if (!request) {
+      notifyError(new Error(errors.join(' ')));
+      continue;
+    }
+    const pending = Notification.emit(
+      trans.__('Deploying %1 as %2…', ref, request.name),
+      'in-progress',
+      { autoClose: false }
+    );
+    try {
+      const deployment = await deployments.deploy(request);
+      Notification.update({
+        id: pending,
+        message: trans.__(
+          'Deployed %1: %2',
+          deployment.name,
+          deployment.endpoints?.v1 ?? deployment.status
+        ),
+        type: 'success',
+        autoClose: 5000
+      });
+    } catch (error) {
+      Notification.dismiss(pending);
+      notifyError(error);
+    }
+    return;
+  }
+}
+
+async function confirm(
+  title: string,
+  body: string,
+  label: string
+): Promise<boolean> {
+  const result = await showDialog({
+    title,
+    body,
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label })]
+  });
+  return result.button.accept;
+}
+
 export default [
   modelPlugin,
   panelPlugin,
   commandsPlugin,
   sweepsPlugin,
-  serversPlugin
+  serversPlugin,
+  deploymentsPlugin
 ];

@@ -110,6 +110,27 @@ class FakeApi implements IMlkApi {
   async stopServer(): Promise<never> {
     throw new Error('not used');
   }
+  async listDeployments() {
+    return [];
+  }
+  async deploy(): Promise<never> {
+    throw new Error('not used');
+  }
+  async undeploy(): Promise<never> {
+    throw new Error('not used');
+  }
+  async promoteDeployment(): Promise<never> {
+    throw new Error('not used');
+  }
+  async rollbackDeployment(): Promise<never> {
+    throw new Error('not used');
+  }
+  async setDeploymentTraffic(): Promise<never> {
+    throw new Error('not used');
+  }
+  async predict(): Promise<never> {
+    throw new Error('not used');
+  }
 }
 
 class FakeNotebook implements INotebookSource {

@@ -5,6 +5,7 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import React, { useEffect, useState } from 'react';
 
+import { deployableOutputs } from '../deployments';
 import { elapsed, formatDuration, formatTime, formatValue } from '../format';
 import { messageOf } from '../model';
 import {
@@ -28,6 +29,8 @@ export interface IRunViewProps {
   onOpenNotebook: (runId: string, step: string) => void;
   onCancel: (runId: string) => void;
   onError: (error: unknown) => void;
+  /** Asks for a deployment of a step's value; absent: no deploy buttons. */
+  onDeploy?: (runId: string, step: string, variable: string) => void;
 }
 
 export function RunView(props: IRunViewProps): JSX.Element {
@@ -158,6 +161,13 @@ function StepDetails(
         </button>
       </div>
       <Pairs title={trans.__('Metrics')} values={metrics} />
+      {props.onDeploy && (
+        <StepOutputs
+          names={deployableOutputs(run, step)}
+          trans={trans}
+          onDeploy={variable => props.onDeploy?.(run.id, step.name, variable)}
+        />
+      )}
       {step.error && (
         <pre className="jp-Mlk-notice jp-Mlk-notice-error">
           {describeStepError(step.error)}
@@ -181,6 +191,35 @@ function StepDetails(
         </div>
       )}
     </section>
+  );
+}
+
+/** A finished step's values, each with a button to deploy it as a model. */
+function StepOutputs(props: {
+  names: string[];
+  trans: TranslationBundle;
+  onDeploy: (variable: string) => void;
+}): JSX.Element | null {
+  const { names, trans } = props;
+  if (names.length === 0) {
+    return null;
+  }
+  return (
+    <div className="jp-Mlk-pairs jp-Mlk-stepOutputs">
+      <span className="jp-Mlk-pairsTitle">{trans.__('Outputs')}</span>
+      {names.map(name => (
+        <span key={name} className="jp-Mlk-pair" data-output={name}>
+          <span className="jp-Mlk-pairName">{name}</span>
+          <button
+            className="jp-mod-styled jp-Mlk-deployOutput"
+            title={trans.__('Serve %1 as a model', name)}
+            onClick={() => props.onDeploy(name)}
+          >
+            {trans.__('Deploy…')}
+          </button>
+        </span>
+      ))}
+    </div>
   );
 }
 

@@ -3,6 +3,7 @@
  * hosting React bodies: the steps, the active cell's tags, the runs.
  */
 import { CommandRegistry } from '@lumino/commands';
+import { Message } from '@lumino/messaging';
 import { AccordionPanel, Widget } from '@lumino/widgets';
 import { ITranslator, TranslationBundle } from '@jupyterlab/translation';
 import {
@@ -13,6 +14,10 @@ import {
 import React from 'react';
 
 import { CellTagEditor } from '../components/CellTagEditor';
+import {
+  DeploymentList,
+  IDeploymentActions
+} from '../components/DeploymentList';
 import { RunList } from '../components/RunList';
 import { ServerList } from '../components/ServerList';
 import { SweepList } from '../components/SweepList';
@@ -22,6 +27,7 @@ import { baseName } from '../format';
 import { pipelineIcon } from '../icons';
 import { notifyError } from '../commands';
 import { SERVER_MISSING_MESSAGE } from '../request';
+import { DeploymentsModel } from '../deployments';
 import { buildLaunchRequest, ServersModel } from '../servers';
 import { SweepsModel } from '../sweeps';
 import { CommandIDs, IMlkModel, IMlkSidebar } from '../tokens';
@@ -196,4 +202,53 @@ export function serversSection(options: {
       onStop={name => void servers.stop(name).catch(notifyError)}
     />
   );
+}
+
+/**
+ * The Deployments section. No event tells of a deployment's changes, so the
+ * list is fetched every few seconds while the section is shown, and at once
+ * when it shows again.
+ */
+export class DeploymentsSection extends ReactWidget {
+  constructor(
+    private readonly _options: {
+      deployments: DeploymentsModel;
+      trans: TranslationBundle;
+      onRefresh: () => void;
+    } & IDeploymentActions
+  ) {
+    super();
+    this.addClass('jp-Mlk-section');
+    this.addClass('jp-Mlk-deploymentsSection');
+    this.title.label = _options.trans.__('Deployments');
+  }
+
+  dispose(): void {
+    this._options.deployments.setVisible(false);
+    super.dispose();
+  }
+
+  protected render(): JSX.Element {
+    return <DeploymentList {...this._options} />;
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this._options.deployments.setVisible(true);
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    this._options.deployments.setVisible(this.isVisible);
+  }
+
+  protected onBeforeHide(msg: Message): void {
+    super.onBeforeHide(msg);
+    this._options.deployments.setVisible(false);
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._options.deployments.setVisible(false);
+    super.onBeforeDetach(msg);
+  }
 }
