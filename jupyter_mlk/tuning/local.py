@@ -46,6 +46,17 @@ REFUSED = ("pbt", "enas", "darts")
 EventHandler = Callable[[str, dict[str, Any]], None]
 
 
+def import_optuna() -> Any:
+    """Optuna, without the progress-bar warning its tqdm import prints in notebooks."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import optuna
+
+    return optuna
+
+
 def _require(module: str, algorithm: str, install: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise SweepError(
@@ -69,7 +80,7 @@ def make_sampler(spec: SweepSpec) -> Any:
     """The Optuna sampler for the spec's Katib algorithm name."""
     import warnings
 
-    import optuna
+    optuna = import_optuna()
 
     with warnings.catch_warnings():
         # QMCSampler and GPSampler are marked experimental in Optuna; chosen knowingly.
@@ -78,7 +89,7 @@ def make_sampler(spec: SweepSpec) -> Any:
 
 
 def _sampler(spec: SweepSpec) -> Any:
-    import optuna
+    optuna = import_optuna()
 
     name, settings = spec.algorithm, spec.algorithm_settings
     seed = _int_setting(settings, "random_state", None)
@@ -116,7 +127,7 @@ def _sampler(spec: SweepSpec) -> Any:
 
 def make_pruner(spec: SweepSpec) -> Any:
     """The Optuna pruner for early stopping (medianstop) or hyperband; none otherwise."""
-    import optuna
+    optuna = import_optuna()
 
     if spec.algorithm == "hyperband":
         s = spec.algorithm_settings
@@ -263,7 +274,7 @@ class LocalSweep:
                 executor.cancel()
 
     def _study(self) -> Any:
-        import optuna
+        optuna = import_optuna()
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
@@ -281,7 +292,7 @@ class LocalSweep:
 
     def run(self) -> dict[str, Any]:
         """Run trials until the budget, the goal, the failure budget or a cancel ends it."""
-        import optuna
+        optuna = import_optuna()
 
         study = self._study()
         dists = distributions(self.spec)
@@ -379,7 +390,7 @@ class LocalSweep:
         }
 
     def _tell(self, study: Any, trial: Any, outcome: TrialOutcome) -> int:
-        import optuna
+        optuna = import_optuna()
 
         states = {
             "SUCCEEDED": optuna.trial.TrialState.COMPLETE,
