@@ -101,10 +101,15 @@ class KfpBackend:
     """Submits compiled pipelines to one KFP endpoint and reads their state."""
 
     def __init__(
-        self, host: str | None = None, namespace: str | None = None, token: str | None = None
+        self,
+        host: str | None = None,
+        namespace: str | None = None,
+        token: str | None = None,
+        kube_client: Any = None,
     ) -> None:
         import kfp
 
+        self._kube = kube_client
         self.host = host or _host()
         self.namespace = namespace or os.environ.get("MLK_KFP_NAMESPACE")
         token = token or os.environ.get("MLK_KFP_TOKEN") or None
@@ -150,6 +155,42 @@ class KfpBackend:
                 raise _explain(exc, self.host, "start the run") from None
         return str(result.run_id)
 
+    def pods(self, kfp_run_id: str) -> dict[str, str]:
+        """The pod of each task, by task name (for its logs)."""
+        try:
+            run = self.client.get_run(kfp_run_id)
+        except Exception as exc:
+            raise _explain(exc, self.host, "read the run") from None
+        out: dict[str, str] = {}
+        details = getattr(run, "run_details", None)
+        for task in getattr(details, "task_details", None) or []:
+            for child in getattr(task, "child_tasks", None) or []:
+                pod = getattr(child, "pod_name", None)
+                if pod and task.display_name:
+                    out[str(task.display_name)] = str(pod)
+        return out
+
+    def pod_log(self, pod: str) -> str | None:
+        """A task pod's log through the Kubernetes API; None when it cannot be read."""
+        from kubernetes import client, config
+
+        if self._kube is None:
+            try:
+                config.load_kube_config()
+            except Exception:
+                try:
+                    config.load_incluster_config()
+                except Exception:
+                    return None
+            self._kube = client.ApiClient()
+        try:
+            text = client.CoreV1Api(self._kube).read_namespaced_pod_log(
+                pod, self.namespace or "kubeflow"
+            )
+        except Exception:
+            return None
+        return str(text)
+
     def status(self, kfp_run_id: str) -> tuple[str, dict[str, str], str | None]:
         """The run's state, its tasks' states by task name, and its error message."""
         try:
@@ -171,6 +212,34 @@ class KfpBackend:
             self.client.terminate_run(kfp_run_id)
         except Exception as exc:
             raise _explain(exc, self.host, "cancel the run") from None
+
+
+def _collect_logs(
+    ws: Workspace, graph: StepGraph, backend: KfpBackend, kfp_id: str, run_id: str
+) -> dict[str, float]:
+    """Keep each task pod's log as the step's log and read the metrics the runner printed.
+
+    The runner ends a task by printing its metrics as ``name=value`` at full precision, so
+    the log holds them; without Kubernetes access the logs stay in the KFP UI only.
+    """
+    from jupyter_mlk.tuning.metrics import parse_metric_lines
+
+    by_task = {s.kfp_name: s for s in graph.steps}
+    metrics: dict[str, float] = {}
+    for task, pod in backend.pods(kfp_id).items():
+        step = by_task.get(task)
+        text = backend.pod_log(pod) if step is not None else None
+        if step is None or text is None:
+            continue
+        step_dir = ws.step_dir(run_id, step.name)
+        step_dir.mkdir(parents=True, exist_ok=True)
+        (step_dir / "stdout.log").write_text(text)
+        found = parse_metric_lines(text)
+        step_metrics = {m: found[m][-1] for m in step.metrics if found.get(m)}
+        if step_metrics:
+            ws.store.update_step(run_id, step.name, metrics=step_metrics)
+            metrics.update(step_metrics)
+    return metrics
 
 
 def run_on_kfp(
@@ -217,7 +286,10 @@ def run_on_kfp(
                 store.update_step(run_id, step, **fields)
                 on_event(step, task_state, {})
             if state in ("SUCCEEDED", "FAILED", "CANCELLED"):
-                store.update_run(run_id, state=state, finished=time.time(), error=error)
+                metrics = _collect_logs(ws, graph, backend, kfp_id, run_id)
+                store.update_run(
+                    run_id, state=state, finished=time.time(), error=error, metrics=metrics
+                )
                 on_event("", state, {"run_id": run_id})
                 return state
             if store.is_cancel_requested(run_id):

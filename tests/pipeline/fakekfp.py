@@ -91,6 +91,7 @@ class FakeKfp:
                         "display_name": task,
                         "state": task_state,
                         "create_time": _now(),
+                        "child_tasks": [{"pod_name": f"{task}-pod-{i}"}],
                     }
                 )
                 if task_state == "FAILED":

@@ -135,3 +135,34 @@ def test_no_endpoint_says_how_to_set_one(
     monkeypatch.delenv("KF_PIPELINES_ENDPOINT", raising=False)
     code, body = run_kfp(capsys)
     assert code == 1 and "MLK_KFP_HOST" in body["error"]
+
+
+def test_logs_and_metrics_come_from_the_task_pods(
+    iris: Path,
+    kfp_api: FakeKfp,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import kubernetes
+
+    from jupyter_mlk.pipeline import kfp_backend
+    from tests.spawner.fakekube import FakeKube
+
+    kube = FakeKube().start()
+    kube.logs = "RESULT evaluate accuracy=0.9333 correct=42/45\naccuracy=0.9333333333333333\n"
+    config = kubernetes.client.Configuration()
+    config.host = kube.url
+    original = kfp_backend.KfpBackend.__init__
+
+    def with_kube(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, kube_client=kubernetes.client.ApiClient(config), **kwargs)
+
+    monkeypatch.setattr(kfp_backend.KfpBackend, "__init__", with_kube)
+    monkeypatch.setattr("jupyter_mlk.pipeline.kfp_backend.POLL_S", 0.05)
+    try:
+        code, run = run_kfp(capsys)
+    finally:
+        kube.stop()
+    assert code == 0
+    assert run["metrics"] == {"accuracy": 0.9333333333333333}
+    assert "RESULT evaluate" in Path(run["steps"]["evaluate"]["stdout"]).read_text()
