@@ -35,6 +35,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--output", help="YAML file to write (default: NOTEBOOK.yaml)")
     p.add_argument("--image", help="container image for every step (a step's image: tag wins)")
     p.add_argument(
+        "--s3-secret",
+        help="Kubernetes secret with the S3 store's credentials "
+        "(keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY); only its name is written",
+    )
+    p.add_argument(
         "-p",
         "--param",
         action="append",
@@ -153,7 +158,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     values = resolve_overrides(graph.parameters, overrides)
     typed = {k: values[k] for k in overrides}
     output = Path(args.output or Path(args.notebook).with_suffix(".yaml"))
-    write_pipeline(graph, output, image=args.image, overrides=typed)
+    write_pipeline(graph, output, image=args.image, overrides=typed, s3_secret=args.s3_secret)
     if args.json:
         print(json.dumps({"output": str(output), "steps": [s.kfp_name for s in graph.steps]}))
     else:

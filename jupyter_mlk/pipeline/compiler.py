@@ -171,6 +171,7 @@ def compile_pipeline(
     image: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     pipeline_name: str | None = None,
+    s3_secret: str | None = None,
 ) -> str:
     """Compile a step graph into the text of a KFP v2 pipeline YAML.
 
@@ -184,6 +185,10 @@ def compile_pipeline(
             notebook's defaults as the pipeline's default values.
         pipeline_name: The KFP pipeline name; the notebook's file name when None. It is
             made DNS-1123 safe.
+        s3_secret: The Kubernetes secret (keys ``AWS_ACCESS_KEY_ID``,
+            ``AWS_SECRET_ACCESS_KEY``) that gives every task the S3 artifact store's
+            credentials; with ``MLK_S3_BUCKET`` set, the tasks also get the bucket, prefix
+            and endpoint. Only the secret's name is written into the YAML.
 
     Returns:
         The YAML text, identical byte for byte for the same graph and arguments.
@@ -203,6 +208,8 @@ def compile_pipeline(
     root = _plan_groups(graph)
     name = _dns1123(pipeline_name or Path(graph.path).stem) or "pipeline"
     with _KFP_LOCK:  # kfp builds pipelines in a process-global context
+        _STORAGE.clear()
+        _STORAGE.update(_storage_settings(s3_secret))
         try:
             pipeline = _build_pipeline(graph, plans, root, defaults, name)
         except (ValueError, TypeError) as exc:
@@ -220,6 +227,7 @@ def write_pipeline(
     image: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     pipeline_name: str | None = None,
+    s3_secret: str | None = None,
 ) -> Path:
     """Compile a step graph and write the YAML to ``path`` atomically.
 
@@ -240,7 +248,9 @@ def write_pipeline(
         GraphError, ParameterError, CompileError: As for :func:`compile_pipeline`.
         OSError: The file cannot be written.
     """
-    text = compile_pipeline(graph, image=image, overrides=overrides, pipeline_name=pipeline_name)
+    text = compile_pipeline(
+        graph, image=image, overrides=overrides, pipeline_name=pipeline_name, s3_secret=s3_secret
+    )
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -656,6 +666,34 @@ def _apply_options(plan: _StepPlan, task: Any) -> None:
         task.set_env_variable(KFP_OUTPUT_METADATA_ENV, KFP_OUTPUT_METADATA_PATH)
     if plan.step.name != plan.step.kfp_name:
         task.set_display_name(plan.step.name)
+    _apply_storage(task)
+
+
+# The S3 settings of the compile in progress (set under _KFP_LOCK): names only, no secret.
+_STORAGE: dict[str, str] = {}
+_S3_ENV = ("MLK_S3_BUCKET", "MLK_S3_PREFIX", "MLK_S3_ENDPOINT_URL", "MLK_S3_REGION")
+_S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def _storage_settings(secret: str | None) -> dict[str, str]:
+    settings = {k: os.environ[k] for k in _S3_ENV if os.environ.get(k)}
+    secret = secret or os.environ.get("MLK_S3_SECRET")
+    if secret:
+        settings["secret"] = secret
+    return settings
+
+
+def _apply_storage(task: Any) -> None:
+    """Point a task at the S3 artifact store; credentials only by a secret's name."""
+    for key in _S3_ENV:
+        if key in _STORAGE:
+            task.set_env_variable(key, _STORAGE[key])
+    if "secret" in _STORAGE:
+        _kubernetes().use_secret_as_env(
+            task,
+            secret_name=_STORAGE["secret"],
+            secret_key_to_env={k: k for k in _S3_SECRET_KEYS},
+        )
 
 
 def _apply_limits(plan: _StepPlan, task: Any) -> None:

@@ -166,3 +166,20 @@ def test_logs_and_metrics_come_from_the_task_pods(
     assert code == 0
     assert run["metrics"] == {"accuracy": 0.9333333333333333}
     assert "RESULT evaluate" in Path(run["steps"]["evaluate"]["stdout"]).read_text()
+
+
+def test_compiled_tasks_reach_s3_through_a_secret_never_its_values(
+    iris: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLK_S3_BUCKET", "team-bucket")
+    monkeypatch.setenv("MLK_S3_ENDPOINT_URL", "http://minio.kubeflow:9000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret-value")
+    assert main(["compile", "pipeline.ipynb", "-o", "p.yaml", "--s3-secret", "mlk-s3"]) == 0
+    text = (iris / "p.yaml").read_text()
+    assert "team-bucket" in text and "mlk-s3" in text and "AWS_SECRET_ACCESS_KEY" in text
+    assert "very-secret-value" not in text
+    import yaml
+
+    platform = list(yaml.safe_load_all(text))[1]["platforms"]["kubernetes"]
+    executors = platform["deploymentSpec"]["executors"]
+    assert all(e["secretAsEnv"][0]["secretName"] == "mlk-s3" for e in executors.values())
