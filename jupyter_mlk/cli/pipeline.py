@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlk.errors import GraphError, MlkError, RunError
+from jupyter_mlk.store.db import RUN_FIELDS
 
 _STATE_COLOURS = {
     "PENDING": "2",
@@ -289,23 +290,7 @@ def _run_on_kfp(
 
 
 def _run_json(ws: Any, run: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        k: run[k]
-        for k in (
-            "id",
-            "notebook",
-            "state",
-            "backend",
-            "created",
-            "started",
-            "finished",
-            "duration",
-            "params",
-            "metrics",
-            "error",
-            "labels",
-        )
-    }
+    out = {k: run[k] for k in (*RUN_FIELDS, "labels")}
     out["steps"] = {}
     for s in run["steps"]:
         step_dir = ws.step_dir(run["id"], s["name"])
@@ -360,20 +345,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     runs = Workspace().store.list_runs(limit=args.limit)
     if args.json:
-        keys = (
-            "id",
-            "notebook",
-            "state",
-            "backend",
-            "created",
-            "started",
-            "finished",
-            "duration",
-            "params",
-            "metrics",
-            "error",
-        )
-        print(json.dumps([{k: r[k] for k in keys} for r in runs], indent=2, default=str))
+        print(json.dumps([{k: r[k] for k in RUN_FIELDS} for r in runs], indent=2, default=str))
         return 0
     if not runs:
         print("no runs yet; start one with: jupyter mlk run NOTEBOOK")

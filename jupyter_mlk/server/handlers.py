@@ -25,6 +25,7 @@ from tornado import web
 
 from jupyter_mlk.errors import GraphError, MlkError, NotebookError, RunError
 from jupyter_mlk.server.watcher import display_path
+from jupyter_mlk.store.db import RUN_FIELDS
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 Handler = Callable[..., Awaitable[None]]
@@ -106,20 +107,7 @@ class MlkHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
         self.finish(json.dumps(json_safe(data), default=str, allow_nan=False))
 
     def run_json(self, run: dict[str, Any]) -> dict[str, Any]:
-        keys = (
-            "id",
-            "notebook",
-            "state",
-            "backend",
-            "created",
-            "started",
-            "finished",
-            "duration",
-            "params",
-            "metrics",
-            "error",
-        )
-        out = {k: run.get(k) for k in keys}
+        out = {k: run.get(k) for k in RUN_FIELDS}
         out["notebook"] = display_path(run["notebook"], self.root)
         graph = run.get("graph") or {}
         out["edges"] = graph.get("edges", [])

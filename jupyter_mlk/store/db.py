@@ -21,6 +21,20 @@ from typing import Any
 from jupyter_mlk.errors import RunError, StoreError
 
 ACTIVE_STATES = ("PENDING", "RUNNING")
+# The fields of a run that the CLI's --json and the REST API show (and the OpenAPI file).
+RUN_FIELDS = (
+    "id",
+    "notebook",
+    "state",
+    "backend",
+    "created",
+    "started",
+    "finished",
+    "duration",
+    "params",
+    "metrics",
+    "error",
+)
 FINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 _SCHEMA = """
