@@ -32,6 +32,19 @@ class _DeploymentHandler(MlkHandler):
 class DeploymentsHandler(_DeploymentHandler):
     """List deployments, or deploy a model (a new version, or a canary)."""
 
+    def _confined_model(self, model: str) -> str:
+        """A model file must be inside the server's root, like every path of the API."""
+        if not _is_file_model(model):
+            return model
+        full = (self.root / model.lstrip("/")).resolve()
+        if full != self.root and self.root not in full.parents:
+            raise web.HTTPError(
+                403, f"model file {model!r} is outside the server's root directory"
+            )
+        if not full.is_file():
+            raise web.HTTPError(404, f"no model file at {model!r}")
+        return str(full)
+
     @web.authenticated
     @authorized
     @_errors
@@ -60,6 +73,7 @@ class DeploymentsHandler(_DeploymentHandler):
         backend = body.get("backend", "local")
         if backend not in ("local", "kubernetes"):
             raise web.HTTPError(400, "'backend' must be local or kubernetes")
+        model = self._confined_model(model)
         result = await self.engine(
             deploy_model,
             model,
@@ -69,6 +83,14 @@ class DeploymentsHandler(_DeploymentHandler):
             dry_run=bool(body.get("dry_run")),
         )
         self.reply(result, status=201)
+
+
+def _is_file_model(model: str) -> bool:
+    """A file path, as opposed to ``RUN:VARIABLE``, ``RUN:STEP/VARIABLE`` or ``s3://...``."""
+    if model.startswith("s3://"):
+        return False
+    head, sep, _ = model.partition(":")
+    return not sep or "/" in head or not head
 
 
 class DeploymentHandler(_DeploymentHandler):

@@ -11,6 +11,7 @@ import asyncio
 import getpass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
@@ -71,7 +72,7 @@ class ServersHandler(MlkHandler):
         for record in records:
             data = record.to_dict()
             if record.state == "ready" and record.backend == "local":
-                data["open_url"] = f"{base}/mlk/api/servers/{record.name}/open"
+                data["open_url"] = f"{base}/mlk/api/servers/{quote(record.name, safe='')}/open"
             servers.append(data)
         self.reply({"servers": servers, "profiles": profiles})
 
@@ -86,8 +87,9 @@ class ServersHandler(MlkHandler):
         for key, kind in _FIELDS.items():
             if body.get(key) in (None, ""):
                 continue
-            if not isinstance(body[key], kind):
-                raise web.HTTPError(400, f"'{key}' must be a {kind.__name__}")
+            if not isinstance(body[key], kind) or isinstance(body[key], bool):
+                what = "a whole number" if kind is int else "text"
+                raise web.HTTPError(400, f"'{key}' must be {what}")
             overrides[key] = body[key]
         profile = overrides.pop("profile", "")
         launcher = _launcher(self.settings)
@@ -169,7 +171,15 @@ class OpenServerHandler(MlkHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("Referrer-Policy", "no-referrer")
         token = launcher.token(record) if record.backend == "local" else ""
-        self.redirect(f"{record.url}?token={token}" if token else record.url)
+        # JupyterLab, not the server's bare landing page, when the server has it
+        target = record.url.rstrip("/") + ("/lab" if _has_lab() else "/")
+        self.redirect(f"{target}?token={token}" if token else target)
+
+
+def _has_lab() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("jupyterlab") is not None
 
 
 ROUTES: list[tuple[str, type[MlkHandler]]] = [

@@ -357,6 +357,11 @@ class LocalSweep:
                     for future, trial in list(running.items()):
                         self._tell(study, trial, future.result())
         best = self._best(study)
+        if state == "SUCCEEDED" and best is None:
+            state = "FAILED"
+            reason = (
+                f"no trial reported the objective {self.spec.objective}; see the trials' errors"
+            )
         self.store.update_sweep(
             self.sweep_id, state=state, finished=time.time(), reason=reason, best=best
         )

@@ -88,3 +88,17 @@ async def test_bad_deploy_requests_are_4xx(
 ) -> None:
     code, answer = await fetch(jp_fetch, "deployments", method="POST", body=body)
     assert 400 <= code < 500 and needle in answer["message"]
+
+
+async def test_a_model_file_outside_the_root_is_refused_and_not_copied(
+    jp_fetch: Any, iris_root: Path
+) -> None:
+    code, body = await fetch(
+        jp_fetch, "deployments", method="POST", body={"model": "/etc/passwd", "name": "x"}
+    )
+    assert code == 404 or code == 403, body
+    code, body = await fetch(
+        jp_fetch, "deployments", method="POST", body={"model": "../outside.joblib", "name": "x"}
+    )
+    assert code == 403 and "outside the server's root" in body["message"]
+    assert not list(iris_root.glob(".mlk/serving/models/*/passwd"))

@@ -254,3 +254,14 @@ def test_an_interrupted_sweep_can_be_resumed(
     resumed = json.loads(capsys.readouterr().out)
     assert code == 0 and resumed["state"] == "SUCCEEDED"
     assert len([t for t in resumed["trials"] if t["state"] == "SUCCEEDED"]) == 2
+
+
+def test_a_sweep_where_no_trial_reports_the_objective_is_failed(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_notebook(workspace / "nb.ipynb", [(["parameters"], "x = 1"), (["step:s"], "y = x")])
+    code, sweep = sweep_json(
+        capsys, "nb.ipynb", "--param", "x=int:1:3", "--objective", "score", "--trials", "1"
+    )
+    assert code == 1 and sweep["state"] == "FAILED"
+    assert "no trial reported the objective score" in sweep["reason"]
