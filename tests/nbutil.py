@@ -1,4 +1,4 @@
-"""Write small tagged notebooks for tests."""
+"""Write small tagged notebooks for tests, and check on processes they start."""
 
 from __future__ import annotations
 
@@ -28,3 +28,12 @@ def write_notebook(path: Path, cells: list[tuple[list[str], str]], *, minor: int
     }
     path.write_text(json.dumps(nb))
     return path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False

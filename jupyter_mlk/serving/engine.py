@@ -24,7 +24,7 @@ from jupyter_mlk.errors import ServingError
 from jupyter_mlk.serving import kserve
 from jupyter_mlk.serving.sources import ModelSource, export_model, resolve_model
 from jupyter_mlk.serving.state import DeploymentStore
-from jupyter_mlk.store.db import process_start
+from jupyter_mlk.store.db import is_alive
 from jupyter_mlk.store.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -57,18 +57,6 @@ def check_name(name: str) -> str:
         f"starting with a letter, at most 45 characters (it becomes a Kubernetes and URL "
         f"name), e.g. {slug!r}"
     )
-
-
-def _is_alive(pid: int, started: str | None) -> bool:
-    """Whether ``pid`` runs and is the process that started at ``started`` (not a reuse)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    current = process_start(pid)
-    return started is None or current is None or current == started
 
 
 def _check_percent(percent: int | None) -> None:
@@ -564,7 +552,7 @@ def running_server(ws: Workspace, store: DeploymentStore | None = None) -> dict[
     finally:
         if own:
             store.close()
-    if not row.get("pid") or not row.get("port") or not _is_alive(row["pid"], row["pid_started"]):
+    if not row.get("pid") or not row.get("port") or not is_alive(row["pid"], row["pid_started"]):
         return None
     host = row["host"] if row["host"] not in ("0.0.0.0", "", None) else "127.0.0.1"
     row["url"] = f"http://{host}:{row['port']}"
@@ -600,7 +588,7 @@ def ensure_server(ws: Workspace, timeout: float = START_SECONDS) -> dict[str, An
         if server is not None and _is_live(server["url"]):
             log.info("started the inference server %s (pid %s)", server["url"], server["pid"])
             return server
-        if not _is_alive(pid, None) and running_server(ws) is None:
+        if not is_alive(pid, None) and running_server(ws) is None:
             break  # it exited: another one held the lock and died, or it failed to start
         time.sleep(0.1)
     tail = log_path.read_text(errors="replace").splitlines()[-15:]

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlk.errors import ServingError, StoreError
+from jupyter_mlk.errors import ServingError
+from jupyter_mlk.store.db import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deploy_deployments (
@@ -68,18 +69,7 @@ class DeploymentStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"the workspace database {path} cannot be opened ({exc}); move it aside to "
-                "start afresh"
-            ) from exc
+        self.conn = connect(path, _SCHEMA)
 
     def close(self) -> None:
         self.conn.close()

@@ -95,7 +95,8 @@ def process_start(pid: int) -> str | None:
         return None
 
 
-def _is_alive(pid: int, started: str | None) -> bool:
+def is_alive(pid: int, started: str | None) -> bool:
+    """Whether ``pid`` runs and is the process that started at ``started`` (not a reuse)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -111,24 +112,34 @@ def new_run_id() -> str:
     return time.strftime("r-%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(2)
 
 
+def connect(path: Path, schema: str) -> sqlite3.Connection:
+    """A connection to the workspace database (WAL, autocommit) with ``schema`` applied.
+
+    Raises:
+        StoreError: the file is not a usable SQLite database.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(schema)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"the workspace database {path} cannot be opened ({exc}); move it aside to start "
+            "a fresh history"
+        ) from exc
+    return conn
+
+
 class RunStore:
     """The workspace's run database."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"the run database {path} cannot be opened ({exc}); move it aside to start "
-                "a fresh history"
-            ) from exc
+        self.conn = connect(path, _SCHEMA)
 
     def close(self) -> None:
         self.conn.close()
@@ -261,7 +272,7 @@ class RunStore:
             "SELECT id, pid, pid_started FROM runs WHERE state IN ('PENDING', 'RUNNING')"
         ).fetchall()
         for row in rows:
-            if row["pid"] is None or _is_alive(row["pid"], row["pid_started"]):
+            if row["pid"] is None or is_alive(row["pid"], row["pid_started"]):
                 continue
             reason = (
                 f"the process that ran it (pid {row['pid']}) exited without finishing it "

@@ -161,13 +161,13 @@ class SweepStore:
 
     def reconcile(self) -> None:
         """A sweep whose process died is FAILED, with how to resume it."""
-        from jupyter_mlk.store.db import _is_alive
+        from jupyter_mlk.store.db import is_alive
 
         rows = self.conn.execute(
             "SELECT id, pid, pid_started FROM sweeps WHERE state IN ('PENDING', 'RUNNING')"
         ).fetchall()
         for row in rows:
-            if row["pid"] is None or _is_alive(row["pid"], row["pid_started"]):
+            if row["pid"] is None or is_alive(row["pid"], row["pid_started"]):
                 continue
             self.update_sweep(
                 row["id"],

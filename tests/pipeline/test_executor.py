@@ -14,6 +14,7 @@ import pytest
 
 from jupyter_mlk.cli import main
 from jupyter_mlk.store.workspace import Workspace
+from tests.nbutil import process_alive as _alive
 from tests.nbutil import write_notebook
 
 pytestmark = pytest.mark.slow
@@ -22,15 +23,6 @@ pytestmark = pytest.mark.slow
 def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
     code = main([*argv, "--json"])
     return code, json.loads(capsys.readouterr().out)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 SLOW_STEP = (

@@ -17,6 +17,7 @@ import pytest
 from jupyter_mlk.cli import main
 from jupyter_mlk.store.workspace import Workspace
 from tests.conftest import case_dir, expected
+from tests.nbutil import process_alive as _alive
 from tests.nbutil import write_notebook
 
 pytestmark = pytest.mark.slow
@@ -199,14 +200,6 @@ def _start_sweep(workspace: Path) -> subprocess.Popen[str]:
         time.sleep(0.1)
     proc.kill()
     raise AssertionError(proc.communicate()[1])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def test_cancel_stops_every_trial_and_leaves_no_process(
