@@ -16,6 +16,7 @@ import {
   IRun,
   IRunStateEvent
 } from './tokens';
+import { FallbackPoll } from './poll';
 
 /** The state behind the sidebar and the run views. */
 export class MlkModel implements IMlkModel {
@@ -234,7 +235,7 @@ export class MlkModel implements IMlkModel {
       this._watchedIds.add(runId);
       void this.fetchRun(runId).catch(error => this._noteError(error));
     }
-    this._ensurePolling();
+    this._poll.ensure();
   }
 
   /** Stops watching a run (its view was closed). */
@@ -299,7 +300,7 @@ export class MlkModel implements IMlkModel {
     this._isDisposed = true;
     clearTimeout(this._refreshTimer);
     clearTimeout(this._runsTimer);
-    clearInterval(this._pollTimer);
+    this._poll.stop();
     Signal.clearData(this);
   }
 
@@ -331,30 +332,6 @@ export class MlkModel implements IMlkModel {
       () => void this.refreshRuns().catch(() => undefined),
       300
     );
-  }
-
-  private _ensurePolling(): void {
-    if (this._pollTimer || this._pollInterval <= 0) {
-      return;
-    }
-    const period = this._pollInterval * 1000;
-    this._pollTimer = setInterval(() => {
-      const active = [...this._watchedIds].filter(id => {
-        const run = this._detailed.get(id);
-        return !run || !FINAL_STATES.has(run.state);
-      });
-      if (active.length === 0) {
-        clearInterval(this._pollTimer);
-        this._pollTimer = 0;
-        return;
-      }
-      const now = Date.now();
-      for (const id of active) {
-        if (now - (this._lastEvent.get(id) ?? 0) >= period) {
-          void this.fetchRun(id).catch(() => undefined);
-        }
-      }
-    }, period);
   }
 
   private _hasStep(name: string): boolean {
@@ -400,7 +377,16 @@ export class MlkModel implements IMlkModel {
   private _refreshDelay = 500;
   private _refreshTimer = 0;
   private _runsTimer = 0;
-  private _pollTimer = 0;
+  private _poll = new FallbackPoll({
+    interval: () => this._pollInterval,
+    pending: () =>
+      [...this._watchedIds].filter(id => {
+        const run = this._detailed.get(id);
+        return !run || !FINAL_STATES.has(run.state);
+      }),
+    lastEvent: id => this._lastEvent.get(id) ?? 0,
+    fetch: id => this.fetchRun(id)
+  });
   private _graphChanged = new Signal<this, IGraph | null>(this);
   private _runsChanged = new Signal<this, IRun[]>(this);
   private _runChanged = new Signal<this, IRun>(this);

@@ -12,6 +12,7 @@ import {
   IServer,
   IServerProfile
 } from './tokens';
+import { FallbackPoll } from './poll';
 
 /** The stages of a launch in order (`pulling` happens on clusters only). */
 export const LAUNCH_STAGES = [
@@ -124,7 +125,7 @@ export class ServersModel {
     this._servers = servers;
     this._profiles = profiles;
     this._changed.emit();
-    this._ensurePolling();
+    this._poll.ensure();
   }
 
   /** Launches a server; its progress arrives as events. */
@@ -170,26 +171,8 @@ export class ServersModel {
 
   dispose(): void {
     clearTimeout(this._refreshTimer);
-    clearInterval(this._pollTimer);
+    this._poll.stop();
     Signal.clearData(this);
-  }
-
-  /** A slow fallback while a launch is starting and its events stay away. */
-  private _ensurePolling(): void {
-    if (this._pollTimer || this._pollInterval <= 0) {
-      return;
-    }
-    const period = this._pollInterval * 1000;
-    this._pollTimer = setInterval(() => {
-      if (!this._servers.some(s => s.state === 'starting')) {
-        clearInterval(this._pollTimer);
-        this._pollTimer = 0;
-        return;
-      }
-      if (Date.now() - this._lastEvent >= period) {
-        void this.refresh().catch(() => undefined);
-      }
-    }, period);
   }
 
   private _servers: IServer[] = [];
@@ -198,6 +181,12 @@ export class ServersModel {
   private _pollInterval: number;
   private _lastEvent = 0;
   private _refreshTimer = 0;
-  private _pollTimer = 0;
+  private _poll = new FallbackPoll({
+    interval: () => this._pollInterval,
+    pending: () =>
+      this._servers.some(s => s.state === 'starting') ? ['servers'] : [],
+    lastEvent: () => this._lastEvent,
+    fetch: () => this.refresh()
+  });
   private _changed = new Signal<this, void>(this);
 }

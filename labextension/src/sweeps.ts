@@ -12,6 +12,7 @@ import {
   ISweepStarted,
   ISweepStateEvent
 } from './tokens';
+import { FallbackPoll } from './poll';
 
 /** Sweep states after which nothing changes any more. */
 export const SWEEP_FINAL_STATES: ReadonlySet<string> = new Set([
@@ -113,7 +114,7 @@ export class SweepsModel {
   watchSweep(sweepId: string): void {
     this._watched.add(sweepId);
     void this.fetchSweep(sweepId).catch(() => undefined);
-    this._ensurePolling();
+    this._poll.ensure();
   }
 
   unwatchSweep(sweepId: string): void {
@@ -147,7 +148,7 @@ export class SweepsModel {
 
   dispose(): void {
     clearTimeout(this._listTimer);
-    clearInterval(this._pollTimer);
+    this._poll.stop();
     Signal.clearData(this);
   }
 
@@ -176,30 +177,6 @@ export class SweepsModel {
     );
   }
 
-  private _ensurePolling(): void {
-    if (this._pollTimer || this._pollInterval <= 0) {
-      return;
-    }
-    const period = this._pollInterval * 1000;
-    this._pollTimer = setInterval(() => {
-      const active = [...this._watched].filter(id => {
-        const sweep = this._detailed.get(id);
-        return !sweep || !SWEEP_FINAL_STATES.has(sweep.state);
-      });
-      if (active.length === 0) {
-        clearInterval(this._pollTimer);
-        this._pollTimer = 0;
-        return;
-      }
-      const now = Date.now();
-      for (const id of active) {
-        if (now - (this._lastEvent.get(id) ?? 0) >= period) {
-          void this.fetchSweep(id).catch(() => undefined);
-        }
-      }
-    }, period);
-  }
-
   private _sweeps: ISweep[] = [];
   private _detailed = new Map<string, ISweep>();
   private _watched = new Set<string>();
@@ -208,7 +185,16 @@ export class SweepsModel {
   private _lastEvent = new Map<string, number>();
   private _pollInterval = 5;
   private _listTimer = 0;
-  private _pollTimer = 0;
+  private _poll = new FallbackPoll({
+    interval: () => this._pollInterval,
+    pending: () =>
+      [...this._watched].filter(id => {
+        const sweep = this._detailed.get(id);
+        return !sweep || !SWEEP_FINAL_STATES.has(sweep.state);
+      }),
+    lastEvent: id => this._lastEvent.get(id) ?? 0,
+    fetch: id => this.fetchSweep(id)
+  });
   private _sweepsChanged = new Signal<this, ISweep[]>(this);
   private _sweepChanged = new Signal<this, ISweep>(this);
 }
